@@ -1,0 +1,1 @@
+"""Bundled presets, stylesheets and icons; data only."""

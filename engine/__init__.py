@@ -1,0 +1,1 @@
+"""The headless core: experiment specs, the Runner, plugins' registry, sessions and the CLI."""

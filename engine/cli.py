@@ -1,0 +1,244 @@
+"""The `descentlab` command line (DESIGN §6).
+
+Exit codes: 0 success (a diverged run is a result, not a failure), 2 invalid input with a
+message naming the problem, 1 internal failure. Ctrl-C stops the runs cleanly: the session is
+closed with status `stopped` and exit code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from types import FrameType
+
+from descentlab.engine import registry
+from descentlab.engine.commands import Command, Stop
+from descentlab.engine.params import Param
+from descentlab.engine.progress import ProgressBar
+from descentlab.engine.runner import Runner
+from descentlab.engine.session.reader import SessionError, SessionReader
+from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.spec import SpecError, load_spec, parse_toml
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UserError(Exception):
+    """Invalid input from the user: printed as it is, exit code 2."""
+
+
+def default_spec_text() -> str:
+    """The built-in default experiment, shipped in `assets/presets/default.toml`."""
+    return files("descentlab.assets").joinpath("presets/default.toml").read_text("utf-8")
+
+
+class _SignalStop:
+    """Turns SIGINT/SIGTERM into a Stop command, so the session is closed properly."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.hit = True
+
+    def poll(self, timeout: float) -> list[Command]:
+        return [Stop()] if self.hit else []
+
+
+def _session_path(output: str | None, name: str, force: bool) -> Path:
+    if output is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path("sessions") / f"{name}-{stamp}.h5"
+    else:
+        path = Path(output)
+    if path.exists() and not force:
+        raise UserError(
+            f"{path}: exists already; choose another -o FILE or pass --force to replace it"
+        )
+    if path.exists() and path.is_dir():
+        raise UserError(f"{path}: is a folder; -o takes a file name ending in .h5")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    return path
+
+
+def cmd_run(spec_path: str | None, output: str | None, quiet: bool, force: bool) -> int:
+    spec = (
+        parse_toml(default_spec_text(), "default preset")
+        if spec_path is None
+        else load_spec(spec_path)
+    )
+    runner = Runner(spec)  # builds everything before a file exists: a bad spec writes nothing
+    path = _session_path(output, spec.name, force)
+    stopper = _SignalStop()
+    bar = None if quiet else ProgressBar(spec.steps, sys.stderr)
+    with SessionWriter(path, spec.to_toml()) as writer:
+        runner.run(writer, commands=stopper, on_progress=bar.update if bar else None)
+    if bar:
+        bar.close(runner)
+    print(f"session written to {path}")
+    for run in runner.runs.values():
+        detail = f" ({run.error})" if run.error else ""
+        print(
+            f"  {run.name}: {run.status} after {run.steps_done} steps, "
+            f"last loss {run.last_loss:.6g}{detail}"
+        )
+    return EXIT_INTERRUPTED if stopper.hit else EXIT_OK
+
+
+def cmd_info(path: str) -> int:
+    with SessionReader(path) as reader:
+        attrs = reader.attrs
+        print(
+            f"{path}: Descent Lab session, format {attrs.get('format_version')}, created "
+            f"{attrs.get('created')}, app {attrs.get('app_version')}"
+        )
+        for run in reader.runs():
+            steps, losses = reader.read(run.name, "train/loss")
+            last = f"{losses[-1]:.6g}" if len(losses) else "-"
+            fork = (
+                f", forked from {run.parent_run} at step {run.fork_step}" if run.parent_run else ""
+            )
+            optimizer = run.config.get("optimizer", {}).get("id", "?")
+            error = f", error: {run.error}" if run.error else ""
+            print(
+                f"run {run.name}: optimizer {optimizer}, status {run.status}, {len(steps)} "
+                f"steps, last loss {last}{fork}{error}"
+            )
+            for name in reader.series_names(run.name):
+                info = reader.series_info(run.name, name)
+                n = len(reader.read(run.name, name)[0])
+                shape = "x".join(map(str, info.shape)) or "scalar"
+                print(f"    {name}  [{info.kind}, {shape}]  {n} records")
+            events = reader.events(run.name)
+            if events:
+                print(
+                    f"    events: {len(events)} ("
+                    + ", ".join(sorted({e.kind for e in events}))
+                    + ")"
+                )
+    return EXIT_OK
+
+
+def cmd_export(path: str, out_dir: str) -> int:
+    target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target}: exists and is not a folder")
+    written = 0
+    with SessionReader(path) as reader:
+        for run in reader.run_names():
+            folder = target / run
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in reader.series_names(run):
+                steps, values = reader.read(run, name)
+                flat = values.reshape(len(steps), -1)
+                header = (
+                    ["step", "value"]
+                    if flat.shape[1] == 1 and values.ndim == 1
+                    else ["step", *[f"value_{i}" for i in range(flat.shape[1])]]
+                )
+                with open(folder / (name.replace("/", "__") + ".csv"), "w", newline="") as fh:
+                    w = csv.writer(fh)
+                    w.writerow(header)
+                    for s, row in zip(steps.tolist(), flat.tolist(), strict=True):
+                        w.writerow([s, *(repr(v) for v in row)])
+                written += 1
+            with open(folder / "events.csv", "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["step", "time", "kind", "detail"])
+                for e in reader.events(run):
+                    w.writerow([e.step, e.time, e.kind, e.detail])
+    print(f"exported {written} series to {target}/<run>/<series>.csv")
+    return EXIT_OK
+
+
+def _param_line(p: Param) -> str:
+    scale = ", log" if p.log else ""
+    return f"      {p.name} = {p.default!r}  ({p.allowed()}{scale}) {p.help}"
+
+
+def cmd_list(kind: str) -> int:
+    found = registry.plugins(kind)  # type: ignore[call-overload]
+    groups: dict[str, list] = {}
+    for plugin in found.values():
+        groups.setdefault(getattr(plugin, "family", ""), []).append(plugin)
+    for family, items in sorted(groups.items()):
+        if family:
+            print(f"[{family}]")
+        for plugin in items:
+            print(f"  {plugin.id} — {plugin.title}")
+            if plugin.reference:
+                print(f"      reference: {plugin.reference}")
+            needs = getattr(plugin, "needs", None)
+            if needs is not None and any(vars(needs).values()):
+                print("      needs: " + ", ".join(k for k, v in vars(needs).items() if v))
+            if hasattr(plugin, "cost"):
+                print(f"      cost: {plugin.cost}, every {plugin.every} steps by default")
+            for p in plugin.params:
+                print(_param_line(p))
+    for failure in registry.load_failures(kind):  # type: ignore[arg-type]
+        print(f"warning: plugin failed to load: {failure}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="descentlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run an experiment headless and write a session")
+    run.add_argument("spec", help="experiment spec (.toml)")
+    run.add_argument(
+        "-o", "--output", help="session file to write (.h5); default sessions/<name>-<time>.h5"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--force", action="store_true", help="replace an existing session file")
+    info = sub.add_parser("info", help="summarise a session file")
+    info.add_argument("session")
+    export = sub.add_parser("export", help="export a session's series to CSV")
+    export.add_argument("session")
+    export.add_argument("--csv", required=True, metavar="DIR", help="folder to write into")
+    lst = sub.add_parser("list", help="list the optimizers, diagnostics or tasks")
+    lst.add_argument("kind", choices=registry.KINDS)
+    gui = sub.add_parser("gui", help="open the lab window (a spec or a session may be given)")
+    gui.add_argument("path", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args.spec, args.output, args.quiet, args.force)
+        if args.command == "info":
+            return cmd_info(args.session)
+        if args.command == "export":
+            return cmd_export(args.session, args.csv)
+        if args.command == "list":
+            return cmd_list(args.kind)
+        # `descentlab` and `descentlab gui`: until the window exists, the default experiment
+        # (or the given spec) runs headless and says where its session went.
+        path = getattr(args, "path", None)
+        if path is not None and path.endswith(".h5"):
+            return cmd_info(path)
+        return cmd_run(path, None, quiet=False, force=False)
+    except (SpecError, SessionError, UserError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception:
+        print("internal error (please report it with the traceback below):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

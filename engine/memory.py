@@ -1,0 +1,56 @@
+"""An in-memory sink: run an experiment from Python (a notebook, a test) and get arrays back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from descentlab.engine.plugin import Output
+
+
+@dataclass
+class MemoryRun:
+    config: dict[str, Any]
+    outputs: dict[str, Output]
+    parent_run: str = ""
+    fork_step: int = -1
+    status: str = "running"
+    error: str = ""
+    records: dict[str, list[tuple[int, Any]]] = field(default_factory=lambda: defaultdict(list))
+    events: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and stacked values of one series."""
+        rows = self.records.get(name, [])
+        steps = np.array([s for s, _ in rows], dtype=np.int64)
+        return steps, np.array([v for _, v in rows], dtype=np.float64)
+
+
+class MemorySink:
+    """Keeps every record of every run; implements the Runner's `Sink` protocol."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, MemoryRun] = {}
+
+    def add_run(self, name: str, config: dict[str, Any], outputs: list[Output],
+                parent_run: str = "", fork_step: int = -1) -> None:
+        self.runs[name] = MemoryRun(config, {o.name: o for o in outputs}, parent_run, fork_step)
+
+    def start_live(self) -> None:
+        """Nothing to do: memory is always readable."""
+
+    def append(self, run: str, name: str, step: int, value: Any) -> None:
+        self.runs[run].records[name].append((step, value))
+
+    def event(self, run: str, step: int, kind: str, detail: str = "") -> None:
+        self.runs[run].events.append((step, kind, detail))
+
+    def end_run(self, run: str, status: str, step: int, error: str = "") -> None:
+        self.runs[run].status, self.runs[run].error = status, error
+        self.event(run, step, "end", status + (f": {error}" if error else ""))
+
+    def flush(self, force: bool = False) -> None:
+        """Nothing to do: records are stored as they come."""

@@ -1,0 +1,234 @@
+"""The plugin contracts: optimizers, diagnostics and tasks, as DESIGN §3 fixes them.
+
+A plugin is a descriptor (readable without running anything: id, title, summary, reference,
+parameter schema) plus one factory. Built-in plugins and third-party ones are registered the same
+way, through the entry-point groups `descentlab.optimizers`, `descentlab.diagnostics` and
+`descentlab.tasks`; each entry point names a plugin object or a list of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from descentlab.engine.params import Param
+
+Batch = tuple[Tensor, Tensor]
+"""Inputs and targets. Tasks without data (2-D functions, quadratics) use placeholder tensors."""
+
+Role = Literal["hidden", "embedding", "head", "bias", "norm", "other"]
+"""What a parameter is to the network; Muon-style optimizers treat each role differently."""
+
+OutputKind = Literal["scalar", "vector", "per_layer", "histogram", "grid2d", "points2d"]
+Cost = Literal["free", "cheap", "heavy"]
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Task:
+    """A model with its data and loss, built from a seed; shared by every run of an experiment.
+
+    `criterion(outputs, targets)` returns the mean loss, so `loss(model, batch)` is
+    `criterion(model(inputs), targets)` for every task, data-free ones included. `train` is None
+    for tasks that draw their batches from `sample_batch` (noise for a stochastic quadratic) or
+    have none (a deterministic 2-D function: every batch is `probe`).
+    """
+
+    model: nn.Module
+    criterion: Callable[[Tensor, Tensor], Tensor]
+    probe: Batch
+    train: Batch | None = None
+    held_out: Batch | None = None
+    batch_size: int = 0
+    classification: bool = False
+    roles: dict[str, Role] = field(default_factory=dict)
+    sample_batch: Callable[[torch.Generator], Batch] | None = None
+    step_series: Callable[[nn.Module], dict[str, np.ndarray]] | None = None
+    """Per-step series the task records itself, e.g. `trajectory/params` on 2-D functions."""
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        inputs, targets = batch
+        return self.criterion(model(inputs), targets)
+
+    def batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        """Endless training batches in an order fixed by `generator` (shared by all runs).
+
+        Mini-batches are drawn without replacement within an epoch; `batch_size` 0 (or one
+        at least the data size) means full-batch training.
+        """
+        if self.sample_batch is not None:
+            while True:
+                yield self.sample_batch(generator)
+        if self.train is None:
+            while True:
+                yield self.probe
+        inputs, targets = self.train
+        n = inputs.shape[0]
+        if self.batch_size <= 0 or self.batch_size >= n:
+            while True:
+                yield inputs, targets
+        while True:
+            order = torch.randperm(n, generator=generator).to(inputs.device)
+            for start in range(0, n - self.batch_size + 1, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                yield inputs[idx], targets[idx]
+
+
+@dataclass(frozen=True)
+class TaskPlugin:
+    """Descriptor and factory of a task: `build(params, seed, device, dtype) -> Task`."""
+
+    id: str
+    title: str
+    summary: str
+    params: tuple[Param, ...]
+    build: Callable[[dict[str, Any], int, torch.device, torch.dtype], Task]
+    reference: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an optimizer requires of the training loop beyond `loss.backward(); opt.step()`.
+
+    closure: `step(closure)` re-evaluates the loss (L-BFGS, SAM); the closure zeroes grads,
+        computes the loss on the current batch, backpropagates and returns the loss.
+    create_graph: backward keeps the graph for Hessian-vector products (AdaHessian, Sophia-H).
+    roles: `build` receives each parameter's role (Muon: hidden matrices vs the rest).
+    """
+
+    closure: bool = False
+    create_graph: bool = False
+    roles: bool = False
+
+
+@dataclass(frozen=True)
+class OptimizerPlugin:
+    """Descriptor and factory of an optimizer.
+
+    `build(named_params, roles, hyper)` returns a `torch.optim.Optimizer` whose `param_groups`
+    carry the live hyperparameters (`lr`, momentum, ...), so they can be changed mid-run.
+    """
+
+    id: str
+    title: str
+    summary: str
+    params: tuple[Param, ...]
+    build: Callable[
+        [list[tuple[str, nn.Parameter]], dict[str, Role], dict[str, Any]], torch.optim.Optimizer
+    ]
+    family: str = "other"
+    reference: str = ""
+    needs: Needs = Needs()
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    """One series a diagnostic writes; its kind picks both the storage and the default view.
+
+    `name` is the full series name (`hessian/top_eigenvalues`, `norms/grad/<layer>`); `shape`
+    is the shape of one record (() for a scalar). `attrs` go to the series' HDF5 attributes
+    (axes and grids as JSON-able values).
+    """
+
+    name: str
+    kind: OutputKind
+    shape: tuple[int, ...] = ()
+    unit: str = ""
+    layer: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SetupContext:
+    """What a diagnostic may look at to declare its outputs, before the first step."""
+
+    model: nn.Module
+    named_params: dict[str, nn.Parameter]
+    task: Task
+    optimizer: torch.optim.Optimizer
+
+
+@dataclass
+class StepContext:
+    """Read-only view of one run at one step, handed to diagnostics.
+
+    Diagnostics run after backward and before `optimizer.step()`, at parameters θ_t:
+    `grads` are the gradients of the training batch at θ_t (before any optimizer can overwrite
+    `.grad`), `update` is the last update Δθ_{t−1} = θ_t − θ_{t−1} (None at step 0 or when no
+    diagnostic declared it needed), `init_params` are θ_0.
+    """
+
+    step: int
+    model: nn.Module
+    named_params: dict[str, nn.Parameter]
+    grads: dict[str, Tensor]
+    update: dict[str, Tensor] | None
+    init_params: dict[str, Tensor]
+    optimizer: torch.optim.Optimizer
+    lr: float
+    loss: float
+    task: Task
+
+    def probe_loss(self) -> Tensor:
+        """Loss on the task's fixed probe batch, with a graph (for Hessian-vector products)."""
+        return self.task.loss(self.model, self.task.probe)
+
+
+class Diagnostic:
+    """A live instance of a diagnostic for one run; may keep state between calls (warm starts).
+
+    Subclasses set `needs_update` when they read `StepContext.update`, declare their outputs in
+    `outputs`, and return `{series name: value}` from `compute` (floats, arrays or tensors).
+    """
+
+    needs_update: bool = False
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def outputs(self, ctx: SetupContext) -> list[Output]:
+        raise NotImplementedError
+
+    def compute(self, ctx: StepContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DiagnosticPlugin:
+    """Descriptor of a diagnostic; `create(params)` makes its per-run instance.
+
+    `every` is the default schedule (a record every that many steps) and `cost` its class.
+    """
+
+    id: str
+    title: str
+    summary: str
+    params: tuple[Param, ...]
+    create: Callable[[dict[str, Any]], Diagnostic]
+    outputs: tuple[tuple[str, OutputKind], ...] = ()
+    """Series names and kinds it writes, for listings (per-layer names end with `<layer>`)."""
+    cost: Cost = "cheap"
+    every: int = 10
+    reference: str = ""
+
+
+Plugin = TaskPlugin | OptimizerPlugin | DiagnosticPlugin

@@ -1,0 +1,300 @@
+"""The experiment spec (DESIGN §2): parse TOML, check it all up front, report every error at once.
+
+Validation happens at the boundary, before a model is built or a file is written, so that an
+invalid spec costs the user nothing but a message naming each bad field, its value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from descentlab.engine import registry
+from descentlab.engine.params import Param, Problems, check_params, check_value
+from descentlab.engine.schedules import SCHEDULES
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+DEFAULT_OPTIMIZER = "adam"
+
+_TOP = {
+    "name": Param("name", "str", "experiment", "name of the experiment"),
+    "seed": Param(
+        "seed", "int", 0, "seed of the initial weights and the batch order", 0, 2**63 - 1
+    ),
+    "steps": Param("steps", "int", 500, "optimizer steps per run", 1, 10**9),
+    "device": Param("device", "str", "auto", "auto, cpu, cuda or cuda:N"),
+    "dtype": Param(
+        "dtype", "choice", "float32", "floating-point type", choices=("float32", "float64")
+    ),
+}
+_TABLES = ("task", "runs", "diagnostics")
+
+
+class SpecError(ValueError):
+    """An invalid spec; `problems` lists every error, one line each, naming the field."""
+
+    def __init__(self, problems: list[str], source: str = "spec") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} is invalid ({len(problems)} problem(s)):\n{lines}")
+
+
+@dataclass
+class PluginRef:
+    """A plugin id with its validated parameters (defaults filled in)."""
+
+    id: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **{k: v for k, v in self.params.items() if v is not None}}
+
+
+@dataclass
+class RunSpec:
+    name: str
+    optimizer: PluginRef
+    schedule: PluginRef = field(default_factory=lambda: PluginRef("constant", {"warmup_steps": 0}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "optimizer": self.optimizer.to_dict(),
+            "schedule": self.schedule.to_dict(),
+        }
+
+
+@dataclass
+class DiagnosticSpec:
+    id: str
+    every: int
+    params: dict[str, Any] = field(default_factory=dict)
+    runs: list[str] | None = None
+    """Names of the runs it applies to; None means all."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "every": self.every}
+        out.update({k: v for k, v in self.params.items() if v is not None})
+        if self.runs is not None:
+            out["runs"] = self.runs
+        return out
+
+
+@dataclass
+class ExperimentSpec:
+    task: PluginRef
+    runs: list[RunSpec]
+    diagnostics: list[DiagnosticSpec] = field(default_factory=list)
+    name: str = "experiment"
+    seed: int = 0
+    steps: int = 500
+    device: str = "auto"
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "steps": self.steps,
+            "device": self.device,
+            "dtype": self.dtype,
+            "task": self.task.to_dict(),
+            "runs": [r.to_dict() for r in self.runs],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
+    def to_toml(self) -> str:
+        """The spec as TOML, every default spelled out, so a saved spec re-runs identically."""
+        return tomli_w.dumps(self.to_dict())
+
+
+def _plugin_ref(
+    kind: registry.Kind, raw: Any, where: str, problems: Problems, default_id: str | None = None
+) -> PluginRef | None:
+    """Resolve `{id = ..., **params}` (or a bare id string) against the registry."""
+    if isinstance(raw, str):
+        raw = {"id": raw}
+    if raw is None and default_id is not None:
+        raw = {"id": default_id}
+    if not isinstance(raw, dict):
+        problems.add(where, f"{raw!r} is not a table with an `id`")
+        return None
+    params = dict(raw)
+    plugin_id = params.pop("id", None)
+    known = registry.plugins(kind)
+    if plugin_id not in known:
+        what = "missing" if plugin_id is None else f"unknown id {plugin_id!r}"
+        problems.add(f"{where}.id", f"{what}; allowed: {', '.join(known)}")
+        return None
+    return PluginRef(plugin_id, check_params(known[plugin_id].params, params, where, problems))
+
+
+def _schedule(raw: Any, where: str, problems: Problems) -> PluginRef | None:
+    if raw is None:
+        raw = {"id": "constant"}
+    if isinstance(raw, str):
+        raw = {"id": raw}
+    if not isinstance(raw, dict):
+        problems.add(where, f"{raw!r} is not a table with an `id`")
+        return None
+    params = dict(raw)
+    sid = params.pop("id", "constant")
+    if sid not in SCHEDULES:
+        problems.add(f"{where}.id", f"unknown schedule {sid!r}; allowed: {', '.join(SCHEDULES)}")
+        return None
+    return PluginRef(sid, check_params(SCHEDULES[sid], params, where, problems))
+
+
+def _runs(raw: Any, problems: Problems) -> list[RunSpec]:
+    if raw is None:
+        raw = [{"name": DEFAULT_OPTIMIZER, "optimizer": {"id": DEFAULT_OPTIMIZER}}]
+    if not isinstance(raw, list) or not raw:
+        problems.add("runs", f"{raw!r} is not a non-empty array of tables ([[runs]])")
+        return []
+    runs: list[RunSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"runs[{i}]"
+        if not isinstance(item, dict):
+            problems.add(where, f"{item!r} is not a table")
+            continue
+        for key in item:
+            if key not in ("name", "optimizer", "schedule"):
+                problems.add(f"{where}.{key}", "unknown key; allowed: name, optimizer, schedule")
+        opt = _plugin_ref(
+            "optimizers",
+            item.get("optimizer"),
+            f"{where}.optimizer",
+            problems,
+            default_id=DEFAULT_OPTIMIZER,
+        )
+        sched = _schedule(item.get("schedule"), f"{where}.schedule", problems)
+        name = item.get("name", opt.id if opt else f"run{i}")
+        if not isinstance(name, str) or not RUN_NAME_PATTERN.match(name):
+            problems.add(
+                f"{where}.name",
+                f"{name!r} is not a valid run name; allowed: letters, "
+                "digits and _ . + - (no spaces or slashes), starting with a letter or digit",
+            )
+        elif name in seen:
+            problems.add(
+                f"{where}.name", f"{name!r} is used by another run; run names must be unique"
+            )
+        seen.add(name if isinstance(name, str) else "")
+        if opt and sched:
+            runs.append(RunSpec(name, opt, sched))
+    return runs
+
+
+def _diagnostics(raw: Any, run_names: set[str], problems: Problems) -> list[DiagnosticSpec]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.add("diagnostics", f"{raw!r} is not an array of tables ([[diagnostics]])")
+        return []
+    out: list[DiagnosticSpec] = []
+    known = registry.plugins("diagnostics")
+    for i, item in enumerate(raw):
+        where = f"diagnostics[{i}]"
+        if not isinstance(item, dict):
+            problems.add(where, f"{item!r} is not a table")
+            continue
+        params = dict(item)
+        did = params.pop("id", None)
+        if did not in known:
+            what = "missing" if did is None else f"unknown id {did!r}"
+            problems.add(f"{where}.id", f"{what}; allowed: {', '.join(known)}")
+            continue
+        every_param = Param("every", "int", known[did].every, "steps between records", 1, 10**9)
+        every = check_value(
+            every_param, f"{where}.every", params.pop("every", known[did].every), problems
+        )
+        runs = params.pop("runs", None)
+        if runs is not None and (
+            not isinstance(runs, list) or any(r not in run_names for r in runs)
+        ):
+            problems.add(
+                f"{where}.runs",
+                f"{runs!r} is not a list of run names; allowed: {', '.join(sorted(run_names))}",
+            )
+            runs = None
+        checked = check_params(known[did].params, params, where, problems)
+        out.append(DiagnosticSpec(did, every or known[did].every, checked, runs))
+    return out
+
+
+def check_fork(
+    parent: RunSpec, name: str, optimizer: dict[str, Any] | None, schedule: dict[str, Any] | None
+) -> RunSpec:
+    """The spec of a run forked from `parent`, with the given settings replacing the parent's."""
+    problems = Problems()
+    if not RUN_NAME_PATTERN.match(name):
+        problems.add("fork.name", f"{name!r} is not a valid run name")
+    opt = _plugin_ref(
+        "optimizers", optimizer or parent.optimizer.to_dict(), "fork.optimizer", problems
+    )
+    sched = _schedule(schedule or parent.schedule.to_dict(), "fork.schedule", problems)
+    if problems or opt is None or sched is None:
+        raise SpecError(problems.items, "fork")
+    return RunSpec(name, opt, sched)
+
+
+def parse_spec(data: dict[str, Any], source: str = "spec") -> ExperimentSpec:
+    """Validate a spec given as a dict (parsed TOML, or the GUI form); raise SpecError."""
+    problems = Problems()
+    if not isinstance(data, dict):
+        raise SpecError([f"top level: {data!r} is not a table"], source)
+    for key in data:
+        if key not in _TOP and key not in _TABLES:
+            problems.add(key, f"unknown key; allowed: {', '.join([*_TOP, *_TABLES])}")
+    top = {k: check_value(p, k, data.get(k, p.default), problems) for k, p in _TOP.items()}
+    device = top["device"]
+    if isinstance(device, str) and not DEVICE_PATTERN.match(device):
+        problems.add("device", f"{device!r} is not a device; allowed: auto, cpu, cuda, cuda:N, mps")
+    if "task" not in data:
+        problems.add(
+            "task",
+            'missing; a spec needs a [task] table with an `id`, e.g. [task] id = "quadratic"',
+        )
+        task = None
+    else:
+        task = _plugin_ref("tasks", data["task"], "task", problems)
+    runs = _runs(data.get("runs"), problems)
+    diagnostics = _diagnostics(data.get("diagnostics"), {r.name for r in runs}, problems)
+    if problems:
+        raise SpecError(problems.items, source)
+    assert task is not None
+    return ExperimentSpec(task=task, runs=runs, diagnostics=diagnostics, **top)
+
+
+def parse_toml(text: str, source: str = "spec") -> ExperimentSpec:
+    """Parse and validate TOML text; syntax errors become a SpecError with line and column."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"not valid TOML: {exc}"], source) from None
+    return parse_spec(data, source)
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a spec file; a missing or unreadable file is a SpecError too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError([f"cannot read the file: {reason}"], str(path)) from None
+    return parse_toml(text, str(path))

@@ -1,0 +1,1 @@
+"""Built-in optimizer, diagnostic and task plugins, registered through entry points."""
