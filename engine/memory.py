@@ -35,8 +35,14 @@ class MemorySink:
     def __init__(self) -> None:
         self.runs: dict[str, MemoryRun] = {}
 
-    def add_run(self, name: str, config: dict[str, Any], outputs: list[Output],
-                parent_run: str = "", fork_step: int = -1) -> None:
+    def add_run(
+        self,
+        name: str,
+        config: dict[str, Any],
+        outputs: list[Output],
+        parent_run: str = "",
+        fork_step: int = -1,
+    ) -> None:
         self.runs[name] = MemoryRun(config, {o.name: o for o in outputs}, parent_run, fork_step)
 
     def start_live(self) -> None:

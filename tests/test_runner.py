@@ -15,6 +15,7 @@ from descentlab.engine.memory import MemorySink
 from descentlab.engine.plugin import Diagnostic, DiagnosticPlugin, Output
 from descentlab.engine.runner import Runner
 from descentlab.engine.spec import SpecError, parse_toml
+from descentlab.plugins.optimizers import torch_optim
 
 
 class Script:
@@ -43,10 +44,8 @@ def losses(sink: MemorySink, name: str) -> np.ndarray:
     return sink.runs[name].series("train/loss")[1]
 
 
-TORCH_OPTIMIZERS = sorted(
-    pid for pid, p in registry.plugins("optimizers").items()
-    if p.build.__module__.endswith("torch_optim") and pid != "sparse-adam"
-)
+# SparseAdam is left out: it refuses dense gradients (tested with the optimizers).
+TORCH_OPTIMIZERS = sorted(p.id for p in torch_optim.PLUGINS if p.id != "sparse-adam")
 
 
 @pytest.mark.parametrize("optimizer_id", TORCH_OPTIMIZERS)
@@ -73,8 +72,9 @@ optimizer = {{ id = "{optimizer_id}" }}
     task = plugin.build(spec.task.params, 1, torch.device("cpu"), torch.float64)
     model = copy.deepcopy(task.model)
     opt_plugin = registry.plugins("optimizers")[optimizer_id]
-    opt = opt_plugin.build(list(model.named_parameters()), task.roles,
-                           dict(spec.runs[0].optimizer.params))
+    opt = opt_plugin.build(
+        list(model.named_parameters()), task.roles, dict(spec.runs[0].optimizer.params)
+    )
     batches: Iterator = task.batches(torch.Generator().manual_seed(1))
     expected = []
     for _ in range(12):
@@ -92,8 +92,9 @@ optimizer = {{ id = "{optimizer_id}" }}
             expected.append(closure().item())
             opt.step()
     np.testing.assert_array_equal(recorded, np.array(expected))
-    for (name, p), q in zip(runner.runs[optimizer_id].named.items(), model.parameters(),
-                            strict=True):
+    for (name, p), q in zip(
+        runner.runs[optimizer_id].named.items(), model.parameters(), strict=True
+    ):
         assert torch.equal(p, q), name
 
 
@@ -182,13 +183,20 @@ def test_live_learning_rate_change_reaches_the_optimizer_and_the_record() -> Non
     assert (10, "hyper", "lr: 0.005 -> 0.001") in sink.runs["a"].events
 
     # the same change in a plain loop gives the same losses
-    plain, plain_sink = run(QUAD.replace("steps = 30", "steps = 10"))
+    _plain, plain_sink = run(QUAD.replace("steps = 30", "steps = 10"))
     assert np.array_equal(losses(sink, "a")[:10], losses(plain_sink, "a"))
 
 
 def test_bad_commands_are_logged_not_raised() -> None:
-    _, sink = run(QUAD, [(2, SetHyper("a", "lr", "fast")), (3, SetHyper("a", "nope", 1.0)),
-                         (4, SetHyper("ghost", "lr", 1.0)), (5, Fork("a", "a"))])
+    _, sink = run(
+        QUAD,
+        [
+            (2, SetHyper("a", "lr", "fast")),
+            (3, SetHyper("a", "nope", 1.0)),
+            (4, SetHyper("ghost", "lr", 1.0)),
+            (5, Fork("a", "a")),
+        ],
+    )
     errors = [d for _, k, d in sink.runs["a"].events if k == "command_error"]
     assert len(errors) == 4
     assert "lr must be a finite number" in errors[0]
@@ -215,19 +223,21 @@ def test_fork_with_another_optimizer_diverges_from_the_parent() -> None:
 
 
 def test_divergence_ends_only_that_run() -> None:
-    text = QUAD + '[[runs]]\nname = "wild"\noptimizer = { id = "sgd", lr = 1e6 }\n'
+    text = QUAD.replace("steps = 30", "steps = 200")
+    text += '[[runs]]\nname = "wild"\noptimizer = { id = "sgd", lr = 10.0 }\n'
     _, sink = run(text)
     assert sink.runs["wild"].status == "diverged"
     assert any(k == "diverged" for _, k, _ in sink.runs["wild"].events)
     assert sink.runs["a"].status == "finished"
-    assert len(losses(sink, "a")) == 30
+    assert len(losses(sink, "a")) == 200
+    assert len(losses(sink, "wild")) < 200
 
 
 class _Exploding(Diagnostic):
-    def outputs(self, ctx):  # noqa: ANN001, ANN201
+    def outputs(self, ctx):
         return [Output("boom/value", "scalar")]
 
-    def compute(self, ctx):  # noqa: ANN001, ANN201
+    def compute(self, ctx):
         if ctx.step >= 4:
             raise RuntimeError("kaboom")
         return {"boom/value": 1.0}
@@ -253,8 +263,9 @@ def test_a_diagnostic_that_raises_is_switched_off_and_the_run_goes_on(
 
 
 def test_learning_rate_schedule_with_warmup() -> None:
-    text = QUAD.replace('momentum = 0.9 }', 'momentum = 0.9 }\n'
-                        'schedule = { id = "cosine", warmup_steps = 10 }')
+    text = QUAD.replace(
+        "momentum = 0.9 }", 'momentum = 0.9 }\nschedule = { id = "cosine", warmup_steps = 10 }'
+    )
     _, sink = run(text)
     lrs = sink.runs["a"].series("train/lr")[1]
     np.testing.assert_allclose(lrs[:10], 0.005 * np.arange(1, 11) / 10)

@@ -44,7 +44,7 @@ def lanczos(
     iterations: int = 40,
     tol: float = 1e-5,
     smallest: bool = True,
-    perturbation: float = 1.0,
+    perturbation: float = 0.1,
     generator: torch.Generator | None = None,
 ) -> LanczosResult:
     """The k largest eigenpairs (largest algebraic) and the smallest eigenpair of symmetric `op`.
@@ -67,10 +67,10 @@ def lanczos(
         tol: stop early once every wanted pair has residual ≤ tol · max|θ|; smaller is more
             accurate but needs more products (below ~1e-6 in float32, the budget always runs out).
         smallest: whether the smallest pair must converge too before stopping early.
-        perturbation: weight of the random part of a warm start. A small weight reconverges the
-            known pairs fastest, but an eigenvalue that has newly moved into the top k starts
-            with a component ~perturbation/√n and can be missed when the iteration stops early;
-            at 1 it starts as well as from a cold start.
+        perturbation: weight of the random part of a warm start. Smaller reconverges the known
+            pairs sooner (0.01 saves about a third of the products on a converged MLP, 1 almost
+            nothing), but an eigenvalue that has newly moved into the top k starts with a
+            component ~perturbation/√n and is found later, or missed if the iteration stops early.
         generator: source of the random vectors (CPU generator; None uses torch's global one).
 
     Returns:
@@ -107,8 +107,10 @@ def lanczos(
         if m == n:
             converged = True
             break
-        if b <= 100 * eps * scale:
-            # Invariant subspace: continue in a fresh direction; T gets a zero off-diagonal.
+        if b <= max(tol, 100 * eps) * scale:
+            # The Krylov space is invariant (to within tol): every Ritz pair is exact, but a
+            # repeated or unreached eigenvalue may still be missing, so continue in a fresh
+            # direction; T gets a zero off-diagonal, which moves no eigenvalue by more than b.
             basis[m] = _orthogonal_random(known, generator, dtype, device)
             continue
         beta[j] = b

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch._C._functorch import is_functorch_wrapped_tensor
 
 from descentlab.engine.params import Param
 from descentlab.engine.plugin import Batch, Task, TaskPlugin
@@ -50,7 +51,7 @@ def stdlib_text(chars: int) -> str:
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention that keeps its last attention probabilities.
 
-    After every forward pass `last_attention` holds the (B, heads, T, T) probabilities,
+    After every plain forward pass `last_attention` holds the (B, heads, T, T) probabilities,
     detached; `scores(x)` recomputes the masked pre-softmax scores for the same input.
     """
 
@@ -82,7 +83,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self._split(x)
         attention = self._masked_scores(q, k).softmax(dim=-1)
-        self.last_attention = attention.detach()
+        if not is_functorch_wrapped_tensor(attention):
+            # Under torch.func transforms (vmap, grad) a kept tensor would escape its transform
+            # and fail when read; only plain forward passes record their attention.
+            self.last_attention = attention.detach()
         return self.proj((attention @ v).transpose(1, 2).flatten(2))
 
 
