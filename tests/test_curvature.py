@@ -25,13 +25,18 @@ from descentlab.plugins.diagnostics.hessian import PLUGIN
 
 DTYPE = torch.float64
 
+# torch.func.hessian loads torch's forward-AD decompositions, which call the deprecated
+# torch.jit.script internally; the warning is torch's, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
 def relative_error(estimate: Tensor | float, truth: Tensor | float) -> float:
-    estimate, truth = torch.as_tensor(estimate), torch.as_tensor(truth)
+    estimate = torch.as_tensor(estimate, dtype=DTYPE)
+    truth = torch.as_tensor(truth, dtype=DTYPE)
     return ((estimate - truth).abs() / truth.abs()).max().item()
 
 
@@ -41,6 +46,22 @@ def rademacher_sd(b: Tensor, samples: int) -> float:
     Var(zᵀBz) = 2(‖B‖_F² − Σ B_ii²): only the off-diagonal entries fluctuate.
     """
     return math.sqrt(2 * (b.square().sum() - b.diagonal().square().sum()).item() / samples)
+
+
+def frobenius_tolerance(a: Tensor, samples: int, bound: bool = False) -> float:
+    """4 standard deviations of a Frobenius estimate from `samples` Rademacher products, relative.
+
+    ‖A‖_F² is estimated by a mean of ‖Az‖² = zᵀA²z, whose sd is `rademacher_sd(A², samples)`;
+    the square root halves relative errors. Hutch++'s deflated part averages ‖APz‖² instead,
+    whose variance 2(‖PA²P‖_F² − Σ(PA²P)_ii²) is at most 2‖A²‖_F² for any projector P (`bound`).
+    """
+    squared = a @ a
+    sd = (
+        math.sqrt(2 * squared.square().sum().item() / samples)
+        if bound
+        else rademacher_sd(squared, samples)
+    )
+    return 4 * sd / a.square().sum().item() / 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,21 +154,27 @@ def test_lanczos_warm_start_reconverges_faster(quadratic: Quadratic) -> None:
 def test_trace_and_frobenius_of_a_quadratic(quadratic: Quadratic) -> None:
     op = HessianOperator(quadratic(), [quadratic.x])
     trace = QUADRATIC_EIGENVALUES.sum().item()
+    frobenius = QUADRATIC_EIGENVALUES.square().sum().sqrt().item()
+    plain = hutchinson(op, budget=60, generator=seeded(6))
+    assert plain.matvecs == 60
+    assert relative_error(plain.frobenius, frobenius) < frobenius_tolerance(quadratic.a, 60)
     estimate = hutchpp(op, budget=90, generator=seeded(6))
     assert estimate.matvecs == 90
-    assert relative_error(estimate.trace, trace) < 0.01
-    # Hutch++ squares the 30 + 30 Rademacher products A S, A G: ‖A‖_F² is the mean of ‖Az‖²,
-    # whose spread is that of zᵀA²z; 4 standard deviations of the square, halved by the sqrt.
-    frobenius_sq = QUADRATIC_EIGENVALUES.square().sum().item()
-    tolerance = 4 * rademacher_sd(quadratic.a @ quadratic.a, 60) / frobenius_sq / 2
-    assert tolerance < 0.05
-    assert relative_error(estimate.frobenius, math.sqrt(frobenius_sq)) < tolerance
+    tolerance = frobenius_tolerance(quadratic.a, 30, bound=True)
+    assert tolerance < 0.1
+    assert relative_error(estimate.frobenius, frobenius) < tolerance
+    # A flat spectrum has no top to deflate, so one Hutch++ draw errs like Hutchinson's
+    # (sd 1.4% at m = 90, measured over 400 draws). Hutch++ is unbiased: the mean of 36 draws
+    # has sd 0.23%, and is within 1% of tr A at more than 4 sd.
+    draws = [estimate.trace] + [hutchpp(quadratic.a, 90, seeded(6 + i)).trace for i in range(1, 36)]
+    assert relative_error(float(np.mean(draws)), trace) < 0.01
 
 
 def test_hutchpp_is_exact_once_the_sketch_spans_the_space(quadratic: Quadratic) -> None:
     estimate = hutchpp(quadratic.a, budget=200, generator=seeded(7))
     assert estimate.matvecs == 100
     assert relative_error(estimate.trace, QUADRATIC_EIGENVALUES.sum()) < 1e-12
+    assert relative_error(estimate.frobenius, QUADRATIC_EIGENVALUES.norm()) < 1e-12
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,16 +246,24 @@ def test_hutchpp_beats_hutchinson_on_a_decaying_spectrum() -> None:
     """On a spectrum with outliers (Hessians of trained networks) Hutch++ errs far less.
 
     Here λ_i = 0.7^i: the sketch of 10 directions captures all but 0.7^10 ≈ 3% of the trace,
-    and what is left has a small Frobenius norm (Meyer et al. 2021, Theorem 1).
+    and what is left has a small Frobenius norm (Meyer et al. 2021, Theorem 1); the same
+    deflation helps ‖A‖_F² = tr(A²) even more.
     """
     q, _ = torch.linalg.qr(torch.randn(60, 60, generator=seeded(13), dtype=DTYPE))
-    a = q @ torch.diag(0.7 ** torch.arange(60, dtype=DTYPE)) @ q.T
-    trace = a.trace().item()
-    errors = {"hutchinson": [], "hutch++": []}
+    eigenvalues = 0.7 ** torch.arange(60, dtype=DTYPE)
+    a = q @ torch.diag(eigenvalues) @ q.T
+    truth = {"trace": eigenvalues.sum().item(), "frobenius": eigenvalues.norm().item()}
+    errors = {(method, quantity): [] for method in ("plain", "++") for quantity in truth}
     for seed in range(20):
-        errors["hutchinson"].append(abs(hutchinson(a, 30, seeded(300 + seed)).trace - trace))
-        errors["hutch++"].append(abs(hutchpp(a, 30, seeded(300 + seed)).trace - trace))
-    assert np.mean(errors["hutch++"]) < 0.1 * np.mean(errors["hutchinson"])
+        for method, estimator in (("plain", hutchinson), ("++", hutchpp)):
+            estimate = estimator(a, 30, seeded(300 + seed))
+            for quantity, value in truth.items():
+                errors[method, quantity].append(abs(getattr(estimate, quantity) - value))
+    mean = {key: np.mean(values) for key, values in errors.items()}
+    # Measured over 20 other seed sets, as a fraction of Hutchinson's error: 0.04 to 0.12 for
+    # the trace, 0.005 to 0.02 for the Frobenius norm.
+    assert mean["++", "trace"] < 0.25 * mean["plain", "trace"]
+    assert mean["++", "frobenius"] < 0.1 * mean["plain", "frobenius"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +324,8 @@ def test_diagnostic_end_to_end_on_an_mlp(mlp) -> None:
     assert relative_error(torch.as_tensor(top), truth.flip(0)[:3]) < 1e-4
     assert relative_error(first["hessian/min_eigenvalue"], truth[0]) < 1e-3
     assert abs(first["hessian/trace"] - dense.trace().item()) < 4 * rademacher_sd(dense, 60)
-    assert relative_error(first["hessian/frobenius"], torch.linalg.matrix_norm(dense)) < 0.1
+    tolerance = frobenius_tolerance(dense, 20, bound=True)  # Hutch++ spends 20 on the rest
+    assert relative_error(first["hessian/frobenius"], torch.linalg.matrix_norm(dense)) < tolerance
     cold_iterations = diagnostic.last.iterations
 
     # Same parameters at the next record: the warm start reconverges sooner to the same values.
@@ -343,8 +379,7 @@ def test_diagnostic_on_the_quadratic_task() -> None:
     np.testing.assert_allclose(values["hessian/top_eigenvalues"], task.model.eigenvalues[:3])
     np.testing.assert_allclose(values["hessian/top_eigenvalues"], eigenvalues[:3], rtol=1e-10)
     assert values["hessian/min_eigenvalue"] == pytest.approx(-1.5, rel=1e-10)
-    # With 8 dimensions the Hutch++ sketch (8 of the 24 products) spans everything: exact.
+    # The Hutch++ sketch of 24 // 3 = 8 columns spans all 8 dimensions: both are exact.
     assert values["hessian/trace"] == pytest.approx(sum(eigenvalues), rel=1e-10)
-    assert values["hessian/frobenius"] == pytest.approx(
-        torch.linalg.matrix_norm(task.model.hessian).item(), rel=0.25
-    )
+    frobenius = torch.linalg.matrix_norm(task.model.hessian).item()
+    assert values["hessian/frobenius"] == pytest.approx(frobenius, rel=1e-10)

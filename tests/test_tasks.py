@@ -8,6 +8,7 @@ from typing import Any, get_args
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 from torch.func import functional_call
 
 from descentlab.engine.params import defaults
@@ -15,6 +16,12 @@ from descentlab.engine.plugin import Role, Task
 from descentlab.engine.registry import load_failures, plugins
 from descentlab.plugins.tasks.char_transformer import CausalSelfAttention, stdlib_text
 from descentlab.plugins.tasks.function2d import FUNCTIONS, surface
+
+# torch.func's forward-mode AD loads decompositions through torch.jit.script, which torch 2.13
+# itself deprecates; that warning is about torch's internals, not about these tasks.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
 
 CPU = torch.device("cpu")
 TASK_IDS = (
@@ -55,6 +62,8 @@ def test_registry_finds_every_builtin_task() -> None:
     for plugin in plugins("tasks").values():
         assert plugin.title and plugin.summary
         assert all(p.help for p in plugin.params)
+        has_data = plugin.id not in ("function2d", "quadratic")
+        assert ("batch_size" in {p.name for p in plugin.params}) == has_data
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -71,13 +80,15 @@ def test_builds_with_defaults_on_device_and_dtype(task_id: str, dtype: torch.dty
         assert not tensor.is_floating_point() or tensor.dtype == dtype
     loss = task.loss(task.model, first_batch(task))
     assert loss.shape == () and loss.dtype == dtype and torch.isfinite(loss)
+    assert task.batch_size == defaults(plugins("tasks")[task_id].params).get("batch_size", 0)
 
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_seeding_fixes_weights_and_data_without_touching_global_rng(task_id: str) -> None:
-    before = torch.random.get_rng_state()
+    torch_before, numpy_before = torch.random.get_rng_state(), np.random.get_state()[1].copy()
     a, b, other = build(task_id, seed=0), build(task_id, seed=0), build(task_id, seed=1)
-    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.equal(torch.random.get_rng_state(), torch_before)
+    assert np.array_equal(np.random.get_state()[1], numpy_before)
     state_a, state_b = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert all(torch.equal(x, y) for x, y in zip(first_batch(a), first_batch(b), strict=True))
@@ -120,15 +131,16 @@ def test_function2d_minima_and_default_start(name: str) -> None:
     assert first_batch(task) is task.probe
     for minimum in function.minima:
         with torch.no_grad():
-            task.model.point.copy_(torch.tensor(minimum))
+            task.model.point.copy_(torch.tensor(minimum, dtype=torch.float64))
         value, (grad,) = probe_loss_and_grads(task)
         assert value.item() == pytest.approx(function.minimum_value, abs=1e-12)
         assert grad.abs().max() < 1e-6
     if not function.minima:  # the saddle: a critical point with curvature ±2, no minimum
         hessian = torch.func.hessian(lambda p: task.model.objective(p[0], p[1], {}))
-        assert torch.equal(hessian(torch.zeros(2, dtype=torch.float64)), torch.diag(
-            torch.tensor([2.0, -2.0], dtype=torch.float64)
-        ))
+        assert torch.equal(
+            hessian(torch.zeros(2, dtype=torch.float64)),
+            torch.diag(torch.tensor([2.0, -2.0], dtype=torch.float64)),
+        )
 
 
 def test_function2d_honours_start_condition_and_records_its_path() -> None:
@@ -157,7 +169,9 @@ def test_surface_matches_the_loss_on_a_grid() -> None:
 
 def quadratic_hessian(task: Task) -> torch.Tensor:
     def loss(x: torch.Tensor) -> torch.Tensor:
-        return task.criterion(functional_call(task.model, {"x": x}, (task.probe[0],)), task.probe[1])
+        return task.criterion(
+            functional_call(task.model, {"x": x}, (task.probe[0],)), task.probe[1]
+        )
 
     return torch.func.hessian(loss)(task.model.x.detach())
 
@@ -216,12 +230,11 @@ def test_digits_split(task_id: str) -> None:
     task = build(task_id)
     (x_train, y_train), (x_held, y_held) = task.train, task.held_out
     assert (x_train.shape, x_held.shape) == ((1437, 64), (360, 64))
-    assert x_train.min() == 0 and x_train.max() == 1
-    assert torch.bincount(torch.cat([y_train, y_held])).tolist() == np.bincount(
-        __import__("sklearn.datasets").datasets.load_digits().target
-    ).tolist()
-    rows = {tuple(r) for r in torch.cat([x_train, x_held]).tolist()}
-    assert len(rows) == len({tuple(r) for r in x_train.tolist()} | {tuple(r) for r in x_held.tolist()})
+    pixels, labels = load_digits(return_X_y=True)
+    examples = zip(
+        torch.cat([x_train, x_held]).tolist(), torch.cat([y_train, y_held]).tolist(), strict=True
+    )
+    assert sorted(examples) == sorted(zip((pixels / 16).tolist(), labels.tolist(), strict=True))
     assert task.probe[0].shape == (256, 64) and task.model(task.probe[0]).shape == (256, 10)
     assert not torch.equal(build(task_id, seed=1).held_out[1], y_held)
 
@@ -260,7 +273,9 @@ def test_teacher_student_targets() -> None:
     assert torch.equal(noisy.train[0], clean.train[0])
     residual = noisy.train[1] - clean.train[1]
     assert residual.std().item() == pytest.approx(0.5, rel=0.1)
-    assert [p.shape for p in build("teacher-student", student_hidden=[3, 2]).model.parameters()] == [
+    assert [
+        p.shape for p in build("teacher-student", student_hidden=[3, 2]).model.parameters()
+    ] == [
         (3, 16),
         (3,),
         (2, 3),
@@ -303,7 +318,9 @@ def test_char_transformer_data() -> None:
     assert torch.equal(inputs[:, 1:], targets[:, :-1])
     assert task.probe[0].shape == (64, 16) and task.held_out[0].shape == (256, 16)
     assert task.model(inputs).shape == (8, 16, len(set(text)))
-    assert task.loss(task.model, task.probe).item() == pytest.approx(np.log(len(set(text))), rel=0.05)
+    assert task.loss(task.model, task.probe).item() == pytest.approx(
+        np.log(len(set(text))), rel=0.05
+    )
     with pytest.raises(ValueError, match=r"width \(30\).*heads \(4\)"):
         build("char-transformer", width=30)
 
@@ -339,5 +356,5 @@ def test_char_transformer_roles() -> None:
         "blocks.0.mlp.0.weight",
         "blocks.0.mlp.2.weight",
     ]
-    assert all(n.endswith(".bias") for n in by_role["bias"]) and len(by_role["bias"]) == 7
+    assert all(n.endswith(".bias") for n in by_role["bias"]) and len(by_role["bias"]) == 8
     assert set(itertools.chain(*by_role.values())) == set(roles)

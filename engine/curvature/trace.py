@@ -20,7 +20,7 @@ class TraceEstimate:
 
     trace: float
     frobenius: float
-    """sqrt of the mean of ‖Az‖² over the Rademacher probes z: E‖Az‖² = tr(AᵀA) = ‖A‖_F²."""
+    """From Rademacher products Az, through E‖Az‖² = tr(AᵀA) = ‖A‖_F²."""
     matvecs: int
 
 
@@ -70,36 +70,35 @@ def hutchpp(
 
     Q is an orthonormal basis of A S for s = budget // 3 Rademacher probes S; the top of the
     spectrum is counted exactly in that range and Hutchinson estimates only the deflated rest
-    with the remaining g = budget − 2s probes. For spectra dominated by a few outliers (Hessians
-    of networks) the error falls like 1/m rather than 1/√m.
-    The Rademacher products A S and A G (A(I − QQᵀ)G = AG − AQ(QᵀG) costs no extra product)
-    give ‖A‖_F² ≈ (‖AS‖_F² + ‖AG‖_F²)/(s + g).
+    with the remaining g = budget − 2s Rademacher probes G. For spectra dominated by a few
+    outliers (Hessians of networks) the error falls like 1/m rather than 1/√m.
+    ‖A‖_F² = tr(A²) is split the same way from the same products, with P = I − QQᵀ:
+    ‖A‖_F² ≈ ‖AQ‖_F² + (1/g) Σ ‖A P g_i‖², since E‖APg‖² = tr(PA²P); AP G = AG − AQ(QᵀG)
+    costs no extra product. Both are unbiased for any Q, and exact once Q spans everything.
 
     Args:
         op: symmetric operator of shape (n, n).
         budget: products with `op`, at least 3; a third sketches the range, a third measures
-            it, a third samples the rest. When the sketch covers all n dimensions the trace is
-            exact and only 2n products are spent.
+            it, a third samples the rest. When the sketch covers all n dimensions both
+            estimates are exact and only 2n products are spent.
         generator: source of the probes (CPU generator; None uses torch's global one).
     """
     if budget < 3:
         raise ValueError(f"Hutch++ needs a budget of at least 3 products, got {budget}")
     n = op.shape[0]
     s = min(budget // 3, n)
-    sketch = rademacher(n, s, generator, op.dtype, op.device)
-    a_sketch = op @ sketch
-    q, _ = torch.linalg.qr(a_sketch)
+    q, _ = torch.linalg.qr(op @ rademacher(n, s, generator, op.dtype, op.device))
     aq = op @ q
-    exact = (q.double() * aq.double()).sum().item()
-    squares = a_sketch.double().square().sum().item()
+    trace = (q.double() * aq.double()).sum().item()
+    squares = aq.double().square().sum().item()
     if s == n:
-        return TraceEstimate(exact, math.sqrt(squares / s), matvecs=2 * n)
+        return TraceEstimate(trace, math.sqrt(squares), matvecs=2 * n)
     g = budget - 2 * s
     probes = rademacher(n, g, generator, op.dtype, op.device)
     a_probes = op @ probes
     overlap = q.T @ probes
     deflated = (probes - q @ overlap).double()
     a_deflated = (a_probes - aq @ overlap).double()
-    rest = (deflated * a_deflated).sum().item() / g
-    squares += a_probes.double().square().sum().item()
-    return TraceEstimate(exact + rest, math.sqrt(squares / (s + g)), matvecs=budget)
+    trace += (deflated * a_deflated).sum().item() / g
+    squares += a_deflated.square().sum().item() / g
+    return TraceEstimate(trace, math.sqrt(squares), matvecs=budget)

@@ -120,14 +120,25 @@ class SessionWriter:
     def start_live(self) -> None:
         """Enter SWMR mode: from now on the file is only appended to, and readable while live."""
         self._file.flush()
-        self._file.swmr_mode = True
+        # After `_leave_swmr` kept a handle shared with a reader in this process, the file is
+        # still in SWMR mode, and starting it again would raise.
+        if not self._file.id.get_intent() & h5py.h5f.ACC_SWMR_WRITE:
+            self._file.swmr_mode = True
         self._live = True
 
     def _leave_swmr(self) -> None:
         self.flush(force=True)
-        self._file.close()
-        self._file = h5py.File(self.path, "a", libver="latest")
         self._live = False
+        if h5py.h5f.get_obj_count(self._file.id, h5py.h5f.OBJ_FILE) > 1:
+            # A reader in this process shares HDF5's handle of the file: closing ours would not
+            # end SWMR mode, and reopening would fail. HDF5 2 creates objects and writes
+            # attributes in SWMR mode too, so the structure is changed in place.
+            return
+        self._file.close()
+        # Without `locking=False` the reopening fails (errno 11) whenever another process has
+        # the file open for SWMR reading (the app replaying it live, a user's h5py script):
+        # SWMR readers hold a shared lock. The file is back in SWMR mode moments later.
+        self._file = h5py.File(self.path, "a", libver="latest", locking=False)
 
     # -- records --------------------------------------------------------------------------
 

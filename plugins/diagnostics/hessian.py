@@ -90,6 +90,8 @@ class HessianDiagnostic(Diagnostic):
 
     def outputs(self, ctx: SetupContext) -> list[Output]:
         """The enabled series; top_k is clamped to the number of trainable parameters."""
+        if not _trainable(ctx.named_params):
+            raise ValueError("the model has no trainable parameters to take a Hessian over")
         outputs = [
             Output(TOP, "vector", (self._k(ctx.named_params),), attrs={"order": "descending"}),
             Output(TWO_OVER_LR, "scalar"),

@@ -18,6 +18,11 @@ from torch import nn
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 
+if not hasattr(torch.optim, "Muon"):  # the project accepts torch >= 2.4; Muon came later
+    raise ImportError(
+        f"the muon plugin needs torch.optim.Muon, which torch {torch.__version__} lacks"
+    )
+
 MUON = "muon"
 ADAMW = "adamw"
 
@@ -120,7 +125,9 @@ def split(
 
 
 PARAMS = (
-    Param("lr", "float", 0.02, "Learning rate η of the Muon groups.", low=1e-6, high=10.0, log=True),
+    Param(
+        "lr", "float", 0.02, "Learning rate η of the Muon groups.", low=1e-6, high=10.0, log=True
+    ),
     Param("momentum", "float", 0.95, "Momentum μ of the Muon groups.", low=0.0, high=0.9999),
     Param("nesterov", "bool", True, "Orthogonalise the Nesterov look-ahead (1 − μ)g + μB."),
     Param(
@@ -167,9 +174,7 @@ PARAMS = (
         high=0.99999,
         length=2,
     ),
-    Param(
-        "adamw_eps", "float", 1e-8, "ε of the AdamW groups.", low=1e-16, high=1.0, log=True
-    ),
+    Param("adamw_eps", "float", 1e-8, "ε of the AdamW groups.", low=1e-16, high=1.0, log=True),
     Param(
         "adamw_weight_decay",
         "float",
@@ -204,7 +209,9 @@ PLUGIN = OptimizerPlugin(
     "'hidden' use Muon; embeddings, the head, biases, norms, convolution kernels (torch's Muon "
     "takes matrices only) and parameters without a role use AdamW, with its own adamw_* "
     "settings. A task without hidden matrices (2-D functions, quadratics) is thus trained by "
-    "AdamW alone. Groups are tagged group['algorithm'] = 'muon' / 'adamw', Muon's first.",
+    "AdamW alone. Groups are tagged group['algorithm'] = 'muon' / 'adamw', Muon's first. "
+    "torch runs Newton–Schulz in bfloat16, so Muon's steps have bfloat16 precision even in a "
+    "float64 run.",
     params=PARAMS,
     build=build,
     family="orthogonalized",

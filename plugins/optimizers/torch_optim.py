@@ -4,9 +4,10 @@ Each constructor argument that is a hyperparameter becomes a `Param` of the matc
 booleans, tuples of floats such as Adam's betas) with torch's default, so the schema cannot drift
 from the code that reads it. What a signature cannot say is curated here: title, family, summary,
 paper, ranges, log scales, help, and the few defaults the lab changes on purpose (SGD's lr,
-L-BFGS's iterations per step). Arguments that pick an implementation rather than an algorithm
-(`foreach`, `fused`, `capturable`, `differentiable`) are not exposed, nor is `maximize`: every
-task here is a loss to minimise. Muon, which needs a split by parameter role, lives in `muon.py`.
+L-BFGS's iterations and evaluations per step). Arguments that pick an implementation rather than
+an algorithm (`foreach`, `fused`, `capturable`, `differentiable`) are not exposed, nor is
+`maximize`: every task here is a loss to minimise. Muon, which splits the parameters by role,
+lives in `muon.py`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class _Entry:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     replaces: dict[str, tuple[Param, ...]] = field(default_factory=dict)
     adapt: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    needs: Needs = Needs()
+    needs: Needs = field(default_factory=Needs)
 
 
 def _adafactor_kwargs(hyper: dict[str, Any]) -> dict[str, Any]:
@@ -315,8 +316,8 @@ _ENTRIES: tuple[_Entry, ...] = (
         "direction, searched along with a strong-Wolfe line search (by default here). It "
         "re-evaluates the loss through a closure: each lab step runs up to max_iter iterations "
         "(1 by default here, so that a step is one quasi-Newton iteration; torch's default is "
-        "20), and each line search evaluates the loss several times. Meant for the full batch: "
-        "mini-batch noise corrupts the curvature pairs.",
+        "20) and up to max_eval loss evaluations, line-search trials included. Meant for the "
+        "full batch: mini-batch noise corrupts the curvature pairs, and it can stall.",
         reference="Liu & Nocedal, On the limited memory BFGS method for large scale "
         "optimization, Math. Programming 45, 1989.",
         overrides={
@@ -327,9 +328,13 @@ _ENTRIES: tuple[_Entry, ...] = (
                 "low": 1,
                 "high": 1000,
             },
+            # torch's default, 1.25 × max_iter, also bounds the line search's trials: with
+            # max_iter = 1 it would leave none, and the first step would be refused for good.
             "max_eval": {
-                "help": "Most loss evaluations per lab step; unset: 1.25 × max_iter.",
-                "low": 1,
+                "default": 25,
+                "nullable": False,
+                "help": "Most loss evaluations per lab step, line-search trials included.",
+                "low": 2,
                 "high": 10_000,
             },
             "tolerance_grad": {
@@ -496,7 +501,36 @@ def _build(
     kwargs = {**defaults(params), **kwargs}
     if adapt is not None:
         kwargs = adapt(kwargs)
-    return cls([p for _, p in named_params], **kwargs)
+    optimizer = cls([p for _, p in named_params], **kwargs)
+    _keep_scalar_state_dtypes(optimizer)
+    return optimizer
+
+
+def _keep_scalar_state_dtypes(optimizer: torch.optim.Optimizer) -> None:
+    """Make `load_state_dict` keep the saved dtype of 0-dim state tensors (pytorch#75224).
+
+    torch casts every loaded floating-point state tensor to its parameter's dtype, `step` alone
+    excepted; but NAdam's `mu_product` (and ASGD's `eta`, `mu`) are scalars kept in the default
+    dtype while training. In a float64 run the cast changes NAdam's arithmetic, and a run
+    resumed or forked from a state dict would drift from the original.
+    """
+    saved: dict[tuple[int, str], torch.dtype] = {}
+
+    def remember(_: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+        saved.clear()
+        for index, state in state_dict["state"].items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.ndim == 0:
+                    saved[index, key] = value.dtype
+
+    def restore(opt: torch.optim.Optimizer) -> None:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        for (index, key), dtype in saved.items():
+            state = opt.state[params[index]]
+            state[key] = state[key].to(dtype)
+
+    optimizer.register_load_state_dict_pre_hook(remember)
+    optimizer.register_load_state_dict_post_hook(restore)
 
 
 def _refuse_dense(
