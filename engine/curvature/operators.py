@@ -45,8 +45,8 @@ class HessianOperator:
     """H = ∇²L(θ) of a scalar loss L over `params`, applied as Hv = ∇_θ(∇_θL · v).
 
     The gradient ∇L is built once with `create_graph=True`; each product is then one backward
-    pass through that graph (Pearlmutter 1994, in PyHessian's double-backward form), so memory
-    is one retained graph and a product costs about two backward passes. Products come from
+    pass through that graph (Pearlmutter's exact product, by double backward as in PyHessian), so
+    memory is one retained graph and a product costs about two backward passes. Products come from
     `torch.autograd.grad`, never `.backward()`, so no `.grad` attribute is read or written: the
     training loop's gradients stay as they were. Built on a subset of the parameters it is the
     diagonal block H_BB of the Hessian (per-layer curvature).
@@ -56,9 +56,11 @@ class HessianOperator:
     """
 
     def __init__(self, loss: Tensor, params: Sequence[Tensor]) -> None:
-        """Args:
-        loss: scalar loss with a graph reaching `params` (computed with grad enabled).
-        params: the tensors θ the Hessian is taken over; must share one dtype and device.
+        """Take ∇L once, keeping its graph for the products.
+
+        Args:
+            loss: scalar loss with a graph reaching `params` (computed with grad enabled).
+            params: the tensors θ the Hessian is taken over; they share one dtype and device.
         """
         if loss.ndim != 0:
             raise ValueError(f"the loss must be a scalar, got shape {tuple(loss.shape)}")

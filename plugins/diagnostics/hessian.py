@@ -93,7 +93,7 @@ class HessianDiagnostic(Diagnostic):
         if not _trainable(ctx.named_params):
             raise ValueError("the model has no trainable parameters to take a Hessian over")
         outputs = [
-            Output(TOP, "vector", (self._k(ctx.named_params),), attrs={"order": "descending"}),
+            Output(TOP, "vector", (self._k(ctx.named_params),)),
             Output(TWO_OVER_LR, "scalar"),
         ]
         if self.params["min_eigenvalue"]:

@@ -1,0 +1,1 @@
+"""Panels of the main window: experiment editor, run table, event log."""

@@ -1,0 +1,1 @@
+"""Plot views, one file per kind of view; each redraws from the session model on a timer."""

@@ -1,0 +1,111 @@
+"""The engine worker process: runs an experiment for the app, talking over one pipe.
+
+The app never trains in its own process. It starts `worker_main` in a fresh (spawned) process
+with the spec and the session path; the worker writes the session file like `descentlab run`
+does and, at the same time, sends the same records to the app in batches (one message per
+`send_interval` at most, never one per step). Commands come back on the same pipe. The pipe
+carries only this program's own messages between its own two processes.
+
+Messages from the worker are lists of tuples whose first item names a Sink method
+(`add_run`, `append`, `event`, `end_run`), or `("progress", {run: (steps_done, loss,
+steps_per_second, status)}, step)`, `("done", "")`, `("failed", message)`.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from descentlab.engine.commands import Command, Stop
+from descentlab.engine.plugin import Output
+from descentlab.engine.runner import Runner
+from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.spec import SpecError, parse_toml
+
+
+class PipeSink:
+    """Forwards every sink call to a session writer and, batched, to the app."""
+
+    def __init__(self, writer: SessionWriter, conn: Connection, send_interval: float = 0.05):
+        self.writer = writer
+        self.conn = conn
+        self.send_interval = send_interval
+        self._pending: list[tuple[Any, ...]] = []
+        self._last_send = 0.0
+
+    def add_run(self, name: str, config: dict[str, Any], outputs: list[Output],
+                parent_run: str = "", fork_step: int = -1) -> None:
+        self.writer.add_run(name, config, outputs, parent_run, fork_step)
+        self._pending.append(("add_run", name, config, outputs, parent_run, fork_step))
+        self.send()
+
+    def start_live(self) -> None:
+        self.writer.start_live()
+
+    def append(self, run: str, name: str, step: int, value: Any) -> None:
+        self.writer.append(run, name, step, value)
+        self._pending.append(("append", run, name, step, value))
+
+    def event(self, run: str, step: int, kind: str, detail: str = "") -> None:
+        self.writer.event(run, step, kind, detail)
+        self._pending.append(("event", run, step, kind, detail))
+
+    def end_run(self, run: str, status: str, step: int, error: str = "") -> None:
+        self.writer.end_run(run, status, step, error)
+        self._pending.append(("end_run", run, status, step, error))
+
+    def flush(self, force: bool = False) -> None:
+        self.writer.flush(force)
+        if force or time.monotonic() - self._last_send >= self.send_interval:
+            self.send()
+
+    def progress(self, runner: Runner) -> None:
+        state = {r.name: (r.steps_done, r.last_loss, r.steps_per_second, r.status)
+                 for r in runner.runs.values()}
+        self._pending.append(("progress", state, runner.step))
+        self.send()
+
+    def send(self) -> None:
+        self._last_send = time.monotonic()
+        if self._pending:
+            self.conn.send(self._pending)
+            self._pending = []
+
+
+class PipeCommands:
+    """The Runner's command source: whatever the app sent on the pipe."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def poll(self, timeout: float) -> list[Command]:
+        commands: list[Command] = []
+        try:
+            while self.conn.poll(timeout):
+                commands.append(self.conn.recv())
+                timeout = 0.0
+        except EOFError:  # the app is gone: stop rather than train for nobody
+            commands.append(Stop())
+        return commands
+
+
+def worker_main(spec_text: str, session_path: str, conn: Connection,
+                start_paused: bool = False) -> None:
+    """Entry point of the worker process; reports a failure on the pipe instead of raising."""
+    try:
+        spec = parse_toml(spec_text)
+        runner = Runner(spec)
+    except SpecError as exc:
+        conn.send([("failed", str(exc))])
+        return
+    try:
+        with SessionWriter(session_path, spec.to_toml()) as writer:
+            sink = PipeSink(writer, conn)
+            runner.run(sink, commands=PipeCommands(conn), on_progress=sink.progress,
+                       progress_interval=0.1, start_paused=start_paused)
+            sink.progress(runner)
+        conn.send([("done", session_path)])
+    except Exception as exc:  # the app shows it; the session file keeps what was written
+        conn.send([("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")])
