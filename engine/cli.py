@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import signal
 import sys
 import traceback
@@ -210,8 +211,27 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list the optimizers, diagnostics or tasks")
     lst.add_argument("kind", choices=registry.KINDS)
     gui = sub.add_parser("gui", help="open the lab window (a spec or a session may be given)")
-    gui.add_argument("path", nargs="?")
+    gui.add_argument("path", nargs="?", help="a spec (.toml) or a session (.h5)")
+    for p in (parser, gui):
+        p.add_argument("--screenshot", metavar="FILE", help="run, save a picture of the window "
+                       "to FILE after --after seconds, and exit")
+        p.add_argument("--after", type=float, default=5.0, metavar="SECONDS")
     return parser
+
+
+def cmd_gui(path: str | None, screenshot: str | None, after: float) -> int:
+    """Open the window; a machine without a display gets a message instead of a Qt abort."""
+    headless = sys.platform.startswith("linux") and not any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+    if headless:
+        raise UserError("no display to open the window on (DISPLAY is not set). Run "
+                        "experiments headless with `descentlab run SPEC.toml`, or set "
+                        "QT_QPA_PLATFORM=offscreen together with --screenshot FILE")
+    if path is not None and not Path(path).exists():
+        raise UserError(f"{path}: no such file")
+    from descentlab.app.main import run_app  # Qt is imported only for the window
+
+    return run_app(path, default_spec_text(), screenshot, after)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,12 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args.session, args.csv)
         if args.command == "list":
             return cmd_list(args.kind)
-        # `descentlab` and `descentlab gui`: until the window exists, the default experiment
-        # (or the given spec) runs headless and says where its session went.
-        path = getattr(args, "path", None)
-        if path is not None and path.endswith(".h5"):
-            return cmd_info(path)
-        return cmd_run(path, None, quiet=False, force=False)
+        return cmd_gui(getattr(args, "path", None), args.screenshot, args.after)
     except (SpecError, SessionError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -1,0 +1,426 @@
+"""The lab window: experiment panel, plot docks filled from the diagnostics, run table, events.
+
+Training happens in the engine worker (see `engine_client.py`); this window only edits specs,
+sends commands, and redraws what changed on one timer (≈30 Hz for plots, 4 Hz for the table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
+
+from descentlab.app.engine_client import EngineClient
+from descentlab.app.panels.event_log import EventLog
+from descentlab.app.panels.experiment import ExperimentPanel
+from descentlab.app.panels.run_table import RunTable
+from descentlab.app.plots.colors import RunColors
+from descentlab.app.plots.factory import make_view
+from descentlab.app.plots.layout import plot_groups
+from descentlab.app.session_model import SessionModel
+from descentlab.app.theme import apply_theme
+from descentlab.engine.commands import Pause, Resume, SetHyper, StepN
+from descentlab.engine.session.reader import SessionError, SessionReader
+from descentlab.engine.spec import SpecError, parse_toml
+
+SHORTCUTS = (
+    ("Space", "start the experiment, or pause / resume it"),
+    ("Right", "single step (while paused)"),
+    ("Esc", "stop the experiment"),
+    ("Ctrl+O", "open a spec (.toml) or a session (.h5)"),
+    ("Ctrl+S", "save the experiment spec as TOML"),
+    ("Ctrl+Shift+S", "save the session file under another name"),
+    ("Ctrl+T", "switch between light and dark theme"),
+    ("F1", "this help"),
+)
+
+
+class MainWindow(QMainWindow):
+    """The Descent Lab main window.
+
+    Args:
+        sessions_dir: where the sessions of experiments started here are written.
+        confirm_close: ask before closing while training (off in tests and screenshots).
+    """
+
+    def __init__(self, sessions_dir: Path | None = None, confirm_close: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("Descent Lab")
+        self.sessions_dir = sessions_dir or Path.cwd() / "sessions"
+        self.confirm_close = confirm_close
+        self.settings = QSettings("descentlab", "Descent Lab")
+        self.dark = self.settings.value("theme", "light") == "dark"
+        apply_theme(QApplication.instance(), self.dark)
+
+        self.model = SessionModel(self)
+        self.client = EngineClient(self.model, self)
+        self.colors = RunColors()
+        self.paused = False
+        self.views: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._follow: Path | None = None
+        self._follow_idle = 0
+
+        self.plot_area = QMainWindow()
+        self.plot_area.setDockOptions(QMainWindow.DockOption.AllowNestedDocks
+                                      | QMainWindow.DockOption.AllowTabbedDocks
+                                      | QMainWindow.DockOption.AnimatedDocks)
+        self.placeholder = QLabel("Press Space (or Start) to run the experiment;\n"
+                                  "plots appear here as the diagnostics report.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.plot_area.setCentralWidget(self.placeholder)
+        self.setCentralWidget(self.plot_area)
+
+        self.experiment = ExperimentPanel()
+        self.run_table = RunTable(self.model, self.colors)
+        self.event_log = EventLog(self.model)
+        self._dock("Experiment", self.experiment, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Runs", self.run_table, Qt.DockWidgetArea.BottomDockWidgetArea)
+        events = self._dock("Events", self.event_log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.findChild(QDockWidget, "Runs"), events)
+        self.findChild(QDockWidget, "Runs").raise_()
+
+        self.device_label = QLabel()
+        self.throughput_label = QLabel()
+        self.statusBar().addPermanentWidget(self.throughput_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self._build_actions()
+
+        self.model.runAdded.connect(lambda _: self._sync_plots())
+        self.model.cleared.connect(self._clear_plots)
+        self.run_table.lrEdited.connect(self.set_lr)
+        self.client.progress.connect(self._progress)
+        self.client.finished.connect(self._finished)
+        self.client.failed.connect(self._failed)
+
+        self.redraw = QTimer(self)
+        self.redraw.setInterval(33)
+        self.redraw.timeout.connect(self._redraw)
+        self.redraw.start()
+        self.slow = QTimer(self)
+        self.slow.setInterval(250)
+        self.slow.timeout.connect(self._tick)
+        self.slow.start()
+
+        self.resize(1500, 950)
+        state = self.settings.value("window_state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self._update_controls()
+
+    # -- building -------------------------------------------------------------------------
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, shortcut: str, slot: object, tip: str) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setToolTip(f"{tip} ({shortcut})")
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.act_start = self._action("Start", "Space", self.start_or_pause,
+                                      "start, pause or resume")
+        self.act_step = self._action("Step", "Right", self.step_once, "single step while paused")
+        self.act_stop = self._action("Stop", "Esc", self.stop, "stop the experiment")
+        self.act_open = self._action("Open…", "Ctrl+O", self.open_dialog,
+                                     "open a spec or a session")
+        self.act_save_spec = self._action("Save spec…", "Ctrl+S", self.save_spec_dialog,
+                                          "save the experiment as TOML")
+        self.act_save_session = self._action("Save session…", "Ctrl+Shift+S",
+                                             self.save_session_dialog, "copy the session file")
+        self.act_theme = self._action("Dark theme", "Ctrl+T", self.toggle_theme,
+                                      "light / dark theme")
+        self.act_help = self._action("Help", "F1", self.show_help, "keyboard shortcuts")
+        toolbar = self.addToolBar("Controls")
+        toolbar.setObjectName("Controls")
+        for action in (self.act_start, self.act_step, self.act_stop, None, self.act_open,
+                       self.act_save_spec, self.act_save_session, None, self.act_theme,
+                       self.act_help):
+            if action is None:
+                toolbar.addSeparator()
+            else:
+                toolbar.addAction(action)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in self.findChildren(QDockWidget):
+            view_menu.addAction(dock.toggleViewAction())
+        file_menu = self.menuBar().addMenu("&File")
+        for action in (self.act_open, self.act_save_spec, self.act_save_session):
+            file_menu.addAction(action)
+
+    # -- experiment control ---------------------------------------------------------------
+
+    def load_spec_text(self, text: str, source: str = "spec") -> bool:
+        """Put a spec into the experiment panel; an invalid one is shown, not raised."""
+        try:
+            spec = parse_toml(text, source)
+        except SpecError as exc:
+            self._message(str(exc), alarming=True)
+            return False
+        self.experiment.set_spec(spec.to_dict())
+        return True
+
+    def start_or_pause(self) -> None:
+        if self.client.running:
+            self.client.send(Resume() if self.paused else Pause())
+            self.paused = not self.paused
+        else:
+            self.start()
+        self._update_controls()
+
+    def start(self, start_paused: bool = False) -> bool:
+        """Validate the panel's spec and start a worker on it; False if the spec is invalid."""
+        if self._follow is not None:
+            self._follow = None
+        spec = self.experiment.validate()
+        if spec is None:
+            self._message("the experiment has errors: they are marked in the Experiment panel",
+                          alarming=True)
+            return False
+        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = self.sessions_dir / f"{spec.name}-{stamp}.h5"
+        self.colors.reset()
+        self.client.start(spec.to_toml(), str(path), start_paused=start_paused)
+        self.paused = start_paused
+        self.setWindowTitle(f"Descent Lab — {spec.name}")
+        self._message(f"started {spec.name}; session: {path}")
+        self._update_controls()
+        return True
+
+    def step_once(self) -> None:
+        if self.client.running and self.paused:
+            self.client.send(StepN(1))
+
+    def stop(self) -> None:
+        if self.client.running:
+            self.client.stop()
+            self.paused = False
+        self._update_controls()
+
+    def set_lr(self, run: str, value: float) -> None:
+        """A live learning-rate edit from the run table, sent to the worker."""
+        self.client.send(SetHyper(run, "lr", value))
+        self._message(f"{run}: learning rate set to {value:g}")
+
+    # -- files ----------------------------------------------------------------------------
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a spec (.toml) in the panel or a session (.h5) in the plots."""
+        path = Path(path)
+        if path.suffix == ".h5":
+            return self.load_session(path)
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self._message(f"{path}: cannot read the file ({exc})", alarming=True)
+            return False
+        return self.load_spec_text(text, str(path))
+
+    def load_session(self, path: Path) -> bool:
+        """Show a session file; one still being written is followed live."""
+        if self.client.running:
+            self._message("stop the running experiment before opening a session", alarming=True)
+            return False
+        try:
+            with SessionReader(path) as reader:
+                self.colors.reset()
+                self.model.load(reader)
+        except SessionError as exc:
+            self._message(str(exc), alarming=True)
+            return False
+        if self.model.spec_text:
+            # a spec this lab cannot validate (a newer lab's): the plots still show
+            with contextlib.suppress(SpecError):
+                self.experiment.set_spec(parse_toml(self.model.spec_text).to_dict())
+        live = any(r.status == "running" for r in self.model.runs.values())
+        self._follow = path if live else None
+        self._follow_idle = 0
+        self.setWindowTitle(f"Descent Lab — {path.name}")
+        self._message(f"opened {path}" + (" (following it live)" if live else ""))
+        self._sync_plots()
+        return True
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open", "", "Specs and sessions (*.toml *.h5)")
+        if path:
+            self.open_path(path)
+
+    def save_spec_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save spec", "experiment.toml", "*.toml")
+        if path:
+            self.experiment.save_file(path)
+
+    def save_session_dialog(self) -> None:
+        source = self.client.session_path or (str(self._follow) if self._follow else "")
+        if not source:
+            self._message("no session yet: start an experiment or open a session", alarming=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", Path(source).name, "*.h5")
+        if path:
+            self.save_session(path)
+
+    def save_session(self, target: str | Path) -> bool:
+        """Copy the session file (it is on disk already); refused mid-write, allowed paused."""
+        source = self.client.session_path
+        if not source:
+            self._message("no session to save yet", alarming=True)
+            return False
+        if self.client.running and not self.paused:
+            self._message("pause or stop the experiment before saving a copy of its session",
+                          alarming=True)
+            return False
+        shutil.copy2(source, target)
+        self._message(f"session saved to {target}")
+        return True
+
+    # -- views ----------------------------------------------------------------------------
+
+    def _sync_plots(self) -> None:
+        outputs = {o.name: o for run in self.model.runs.values() for o in run.outputs.values()}
+        for group in plot_groups(list(outputs.values())):
+            if group.title in self.docks:
+                continue
+            view = make_view(group, self.model, self.colors)
+            dock = QDockWidget(group.title, self.plot_area)
+            dock.setObjectName(f"plot:{group.title}")
+            dock.setWidget(view)
+            area = Qt.DockWidgetArea.TopDockWidgetArea
+            previous = list(self.docks.values())
+            self.plot_area.addDockWidget(area, dock)
+            if len(previous) % 2 == 1:
+                self.plot_area.splitDockWidget(previous[-1], dock, Qt.Orientation.Horizontal)
+            elif len(previous) >= 4:
+                self.plot_area.tabifyDockWidget(previous[len(previous) % 4], dock)
+            self.views[group.title] = view
+            self.docks[group.title] = dock
+        if self.docks:
+            self.placeholder.hide()
+            state = self.settings.value("plot_state")
+            if isinstance(state, QByteArray):
+                self.plot_area.restoreState(state)
+
+    def _clear_plots(self) -> None:
+        for dock in self.docks.values():
+            self.plot_area.removeDockWidget(dock)
+            dock.deleteLater()
+        self.docks.clear()
+        self.views.clear()
+        self.placeholder.show()
+
+    def _redraw(self) -> None:
+        for view in self.views.values():
+            if view.isVisible():
+                view.refresh()
+
+    def _tick(self) -> None:
+        self.run_table.refresh()
+        if self._follow is not None:
+            self._catch_up()
+        running = [r for r in self.model.runs.values() if r.status == "running"]
+        rate = sum(r.steps_per_second for r in running)
+        self.throughput_label.setText(f"{rate:.0f} steps/s" if running else "")
+        device = next((r.config.get("device") for r in self.model.runs.values()), None)
+        self.device_label.setText(f"device: {device}" if device else "")
+        self._update_controls()
+
+    def _catch_up(self) -> None:
+        assert self._follow is not None
+        try:
+            with SessionReader(self._follow) as reader:
+                grew = self.model.catch_up(reader)
+        except SessionError as exc:
+            self._message(str(exc), alarming=True)
+            self._follow = None
+            return
+        self._follow_idle = 0 if grew else self._follow_idle + 1
+        if not any(r.status == "running" for r in self.model.runs.values()):
+            self._message(f"{self._follow.name}: finished")
+            self._follow = None
+        elif self._follow_idle == 40:  # ten seconds without a record
+            self._message(f"{self._follow.name} has not grown for 10 s: its writer may have "
+                          "stopped; still watching")
+
+    # -- worker signals -------------------------------------------------------------------
+
+    def _progress(self, state: dict, step: int) -> None:
+        self.statusBar().showMessage(f"step {step}", 2000)
+
+    def _finished(self, path: str) -> None:
+        self.paused = False
+        self._message(f"finished; session: {path}")
+        self._update_controls()
+
+    def _failed(self, message: str) -> None:
+        self.paused = False
+        self._message(message.splitlines()[0], alarming=True)
+        self._update_controls()
+
+    # -- chrome ---------------------------------------------------------------------------
+
+    def _message(self, text: str, alarming: bool = False) -> None:
+        self.statusBar().showMessage(text.splitlines()[0], 10000)
+        self.event_log.add_line(text, alarming)
+
+    def _update_controls(self) -> None:
+        running = self.client.running
+        self.act_start.setText("Resume" if running and self.paused else
+                               "Pause" if running else "Start")
+        self.act_step.setEnabled(running and self.paused)
+        self.act_stop.setEnabled(running)
+        self.act_save_session.setEnabled(bool(self.client.session_path))
+
+    def toggle_theme(self) -> None:
+        self.dark = not self.dark
+        self.settings.setValue("theme", "dark" if self.dark else "light")
+        apply_theme(QApplication.instance(), self.dark)
+        for view in self.views.values():
+            if hasattr(view, "set_theme"):
+                view.set_theme(self.dark)
+        self.act_theme.setText("Light theme" if self.dark else "Dark theme")
+
+    def show_help(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+        QMessageBox.information(self, "Descent Lab — keyboard shortcuts",
+                                f"<table cellpadding=4>{rows}</table>")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.client.running and self.confirm_close:
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "Stop the experiment and quit? Everything recorded so far is already in\n"
+                f"{self.client.session_path}",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.client.stop()
+        self.settings.setValue("window_state", self.saveState())
+        if self.docks:
+            self.settings.setValue("plot_state", self.plot_area.saveState())
+        event.accept()
+
+
+pg.setConfigOptions(antialias=False)

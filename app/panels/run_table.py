@@ -1,0 +1,133 @@
+"""The run table: one row per run with status, step, loss, speed and what sets it apart.
+
+Only the hyperparameters that differ between runs get a column: that is what a race compares.
+The learning-rate cell is editable while the run is live; an edit becomes a `SetHyper` command.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from descentlab.app.session_model import RunModel, SessionModel
+
+FIXED = ("run", "optimizer", "status", "step", "loss", "steps/s", "lr")
+LR_COLUMN = FIXED.index("lr")
+
+
+def hyperparameters(run: RunModel) -> dict[str, Any]:
+    """A run's settings as flat `optimizer.lr`, `schedule.id`, … keys."""
+    flat: dict[str, Any] = {}
+    for section in ("optimizer", "schedule"):
+        for key, value in run.config.get(section, {}).items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def differing(runs: list[RunModel]) -> list[str]:
+    """Keys whose values are not the same in every run (missing counts as different)."""
+    if len(runs) < 2:
+        return []
+    flats = [hyperparameters(r) for r in runs]
+    keys = sorted({k for f in flats for k in f})
+    return [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+
+
+class RunTable(QTableWidget):
+    """Live table of runs; `lrEdited(run, value)` when the user edits a learning rate."""
+
+    lrEdited = Signal(str, float)
+
+    def __init__(self, model: SessionModel, colors: Any) -> None:
+        super().__init__(0, len(FIXED))
+        self.model = model
+        self.colors = colors
+        self._extra: list[str] = []
+        self._updating = False
+        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                             | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.itemChanged.connect(self._edited)
+        model.runAdded.connect(lambda _: self.rebuild())
+        model.cleared.connect(self.rebuild)
+        model.statusChanged.connect(lambda _: self.refresh())
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        runs = list(self.model.runs.values())
+        self._extra = differing(runs)
+        headers = [*FIXED, *self._extra]
+        self._updating = True
+        self.setColumnCount(len(headers))
+        self.setHorizontalHeaderLabels(headers)
+        self.setRowCount(len(runs))
+        self._updating = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Update every cell from the model (called a few times a second, not per record)."""
+        self._updating = True
+        for row, run in enumerate(self.model.runs.values()):
+            lr = self._lr(run)
+            flat = hyperparameters(run)
+            cells = [
+                run.name, run.config.get("optimizer", {}).get("id", "?"),
+                run.status + (f": {run.error}" if run.error else ""), str(run.step),
+                _num(run.last_loss), f"{run.steps_per_second:.1f}", _num(lr),
+                *[_value(flat.get(k)) for k in self._extra],
+            ]
+            for col, text in enumerate(cells):
+                item = self.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.setItem(row, col, item)
+                if self.state() == QAbstractItemView.State.EditingState and \
+                        self.currentRow() == row and self.currentColumn() == col:
+                    continue
+                if item.text() != text:
+                    item.setText(text)
+                editable = col == LR_COLUMN and run.status == "running"
+                flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                item.setFlags(flags | Qt.ItemFlag.ItemIsEditable if editable else flags)
+            swatch = self.item(row, 0)
+            swatch.setForeground(QBrush(QColor(self.colors.color(run.name))))
+            swatch.setToolTip(run.error or run.status)
+        self._updating = False
+
+    def _lr(self, run: RunModel) -> float:
+        buf = run.series.get("train/lr")
+        last = buf.last() if buf else None
+        return float(last[1]) if last else float(run.config.get("optimizer", {}).get("lr", "nan"))
+
+    def _edited(self, item: QTableWidgetItem) -> None:
+        if self._updating or item.column() != LR_COLUMN:
+            return
+        name = list(self.model.runs)[item.row()]
+        try:
+            value = float(item.text())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            self.refresh()  # put the current value back; the status bar says why
+            self.window().statusBar().showMessage(
+                f"learning rate {item.text()!r} is not a positive number", 5000)
+            return
+        self.lrEdited.emit(name, value)
+
+
+def _num(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

@@ -1,0 +1,34 @@
+"""Light and dark themes: a Fusion palette for the widgets and matching pyqtgraph defaults."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+_DARK = {
+    QPalette.ColorRole.Window: "#202124",
+    QPalette.ColorRole.WindowText: "#e8eaed",
+    QPalette.ColorRole.Base: "#17181a",
+    QPalette.ColorRole.AlternateBase: "#26282b",
+    QPalette.ColorRole.Text: "#e8eaed",
+    QPalette.ColorRole.Button: "#2b2d31",
+    QPalette.ColorRole.ButtonText: "#e8eaed",
+    QPalette.ColorRole.Highlight: "#3d7bd9",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.ToolTipBase: "#2b2d31",
+    QPalette.ColorRole.ToolTipText: "#e8eaed",
+    QPalette.ColorRole.PlaceholderText: "#8a8f98",
+}
+
+
+def apply_theme(app: QApplication, dark: bool) -> None:
+    """Switch the whole application; plots created afterwards pick up the pyqtgraph defaults."""
+    app.setStyle("Fusion")
+    palette = app.style().standardPalette()
+    if dark:
+        for role, colour in _DARK.items():
+            palette.setColor(role, QColor(colour))
+    app.setPalette(palette)
+    pg.setConfigOption("background", "#17181a" if dark else "w")
+    pg.setConfigOption("foreground", "#d0d3d8" if dark else "#303030")
