@@ -19,6 +19,8 @@ from importlib.resources import files
 from pathlib import Path
 from types import FrameType
 
+import numpy as np
+
 from descentlab.engine import registry
 from descentlab.engine.commands import Command, Stop
 from descentlab.engine.params import Param
@@ -45,11 +47,17 @@ class _SignalStop:
 
     def __init__(self) -> None:
         self.hit = False
-        signal.signal(signal.SIGINT, self._handle)
-        signal.signal(signal.SIGTERM, self._handle)
+        self._previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.hit = True
+
+    def restore(self) -> None:
+        """Give the signals back to their former handlers (`main` may be called in-process)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def poll(self, timeout: float) -> list[Command]:
         return [Stop()] if self.hit else []
@@ -84,8 +92,11 @@ def cmd_run(spec_path: str | None, output: str | None, quiet: bool, force: bool)
     path = _session_path(output, spec.name, force)
     stopper = _SignalStop()
     bar = None if quiet else ProgressBar(spec.steps, sys.stderr)
-    with SessionWriter(path, spec.to_toml()) as writer:
-        runner.run(writer, commands=stopper, on_progress=bar.update if bar else None)
+    try:
+        with SessionWriter(path, spec.to_toml()) as writer:
+            runner.run(writer, commands=stopper, on_progress=bar.update if bar else None)
+    finally:
+        stopper.restore()
     if bar:
         bar.close(runner)
     print(f"session written to {path}")
@@ -143,7 +154,8 @@ def cmd_export(path: str, out_dir: str) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             for name in reader.series_names(run):
                 steps, values = reader.read(run, name)
-                flat = values.reshape(len(steps), -1)
+                # not reshape(n, -1): that cannot infer the width of an empty series
+                flat = values.reshape(len(steps), int(np.prod(values.shape[1:])))
                 header = (
                     ["step", "value"]
                     if flat.shape[1] == 1 and values.ndim == 1

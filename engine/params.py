@@ -139,8 +139,8 @@ def check_params(
     for p in schema:
         if p.name in values:
             out[p.name] = check_value(p, f"{where}.{p.name}", values[p.name], problems)
-        else:
-            out[p.name] = p.default
+        else:  # lists, not tuples: a default and a typed value must compare equal
+            out[p.name] = list(p.default) if isinstance(p.default, tuple) else p.default
     return out
 
 

@@ -28,7 +28,7 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 DEFAULT_OPTIMIZER = "adam"
 
-_TOP = {
+TOP_PARAMS = {
     "name": Param("name", "str", "experiment", "name of the experiment"),
     "seed": Param(
         "seed", "int", 0, "seed of the initial weights and the batch order", 0, 2**63 - 1
@@ -121,6 +121,11 @@ class ExperimentSpec:
         return tomli_w.dumps(self.to_dict())
 
 
+def every_param(default: int) -> Param:
+    """The schema of a diagnostic's `every` (steps between two records)."""
+    return Param("every", "int", default, "steps between two records", 1, 10**9)
+
+
 def _plugin_ref(
     kind: registry.Kind, raw: Any, where: str, problems: Problems, default_id: str | None = None
 ) -> PluginRef | None:
@@ -135,7 +140,7 @@ def _plugin_ref(
     params = dict(raw)
     plugin_id = params.pop("id", None)
     known = registry.plugins(kind)
-    if plugin_id not in known:
+    if not isinstance(plugin_id, str) or plugin_id not in known:
         what = "missing" if plugin_id is None else f"unknown id {plugin_id!r}"
         problems.add(f"{where}.id", f"{what}; allowed: {', '.join(known)}")
         return None
@@ -152,7 +157,7 @@ def _schedule(raw: Any, where: str, problems: Problems) -> PluginRef | None:
         return None
     params = dict(raw)
     sid = params.pop("id", "constant")
-    if sid not in SCHEDULES:
+    if not isinstance(sid, str) or sid not in SCHEDULES:
         problems.add(f"{where}.id", f"unknown schedule {sid!r}; allowed: {', '.join(SCHEDULES)}")
         return None
     return PluginRef(sid, check_params(SCHEDULES[sid], params, where, problems))
@@ -214,13 +219,15 @@ def _diagnostics(raw: Any, run_names: set[str], problems: Problems) -> list[Diag
             continue
         params = dict(item)
         did = params.pop("id", None)
-        if did not in known:
+        if not isinstance(did, str) or did not in known:
             what = "missing" if did is None else f"unknown id {did!r}"
             problems.add(f"{where}.id", f"{what}; allowed: {', '.join(known)}")
             continue
-        every_param = Param("every", "int", known[did].every, "steps between records", 1, 10**9)
         every = check_value(
-            every_param, f"{where}.every", params.pop("every", known[did].every), problems
+            every_param(known[did].every),
+            f"{where}.every",
+            params.pop("every", known[did].every),
+            problems,
         )
         runs = params.pop("runs", None)
         if runs is not None and (
@@ -258,9 +265,9 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> ExperimentSpec:
     if not isinstance(data, dict):
         raise SpecError([f"top level: {data!r} is not a table"], source)
     for key in data:
-        if key not in _TOP and key not in _TABLES:
-            problems.add(key, f"unknown key; allowed: {', '.join([*_TOP, *_TABLES])}")
-    top = {k: check_value(p, k, data.get(k, p.default), problems) for k, p in _TOP.items()}
+        if key not in TOP_PARAMS and key not in _TABLES:
+            problems.add(key, f"unknown key; allowed: {', '.join([*TOP_PARAMS, *_TABLES])}")
+    top = {k: check_value(p, k, data.get(k, p.default), problems) for k, p in TOP_PARAMS.items()}
     device = top["device"]
     if isinstance(device, str) and not DEVICE_PATTERN.match(device):
         problems.add("device", f"{device!r} is not a device; allowed: auto, cpu, cuda, cuda:N, mps")

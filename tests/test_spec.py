@@ -116,6 +116,11 @@ INVALID = [
         MINIMAL + '[[diagnostics]]\nid = "hessian"\nruns = ["ghost"]',
         "diagnostics[0].runs: ['ghost'] is not a list of run names; allowed: adam",
     ),
+    ("[task]\nid = [1]", "task.id: unknown id [1]; allowed:"),
+    (MINIMAL + '[[runs]]\noptimizer = { id = ["x"] }', "runs[0].optimizer.id: unknown id ['x']"),
+    (MINIMAL + "[[diagnostics]]\nid = {}", "diagnostics[0].id: unknown id {}"),
+    (MINIMAL + "runs = [[1]]", "not valid TOML"),
+    ("runs = [[1]]\n" + MINIMAL, "runs[0]: [1] is not a table"),
     ("name = \n", "not valid TOML"),
     (MINIMAL + '[task]\nid = "quadratic"', "not valid TOML"),
 ]

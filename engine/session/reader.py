@@ -7,6 +7,9 @@ becomes a `SessionError` with a one-line message; the CLI and the app show it as
 from __future__ import annotations
 
 import json
+import re
+import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,25 +54,105 @@ class SeriesInfo:
     axes: dict[str, Any]
 
 
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_WRITE_ACCESS, _SWMR_WRITE_ACCESS = 0x01, 0x04
+_LIVE_WAIT = 1.0
+"""Seconds to wait for a live writer to write out the end of its file before calling it cut."""
+
+
+@dataclass(frozen=True)
+class _Superblock:
+    """What the reader needs of an HDF5 superblock of version 2 or later (the ones SWMR uses)."""
+
+    flags: int
+    eof: int
+    """Where the file ends, by its own account (absolute offset)."""
+
+
+def _superblock(path: Path) -> _Superblock | None:
+    """Parse the superblock; None for the older versions 0 and 1 (no flags, never live)."""
+    with open(path, "rb") as fh:
+        size = path.stat().st_size
+        base = 0
+        while base + 48 <= size:  # the superblock sits at 0, 512, 1024, 2048, ... (user block)
+            fh.seek(base)
+            head = fh.read(48)
+            if head[:8] == _SIGNATURE:
+                break
+            base = 512 if base == 0 else 2 * base
+        else:
+            return None
+    version, offset_size = head[8], head[9]
+    if version < 2 or offset_size not in (4, 8):
+        return None
+    fmt = "<I" if offset_size == 4 else "<Q"
+    (eof,) = struct.unpack_from(fmt, head, 12 + 2 * offset_size)
+    (base_addr,) = struct.unpack_from(fmt, head, 12)
+    return _Superblock(head[11], eof + base_addr)
+
+
 def _open(path: Path) -> h5py.File:
-    if not path.exists():
-        raise SessionError(f"{path}: no such file")
-    if path.is_dir():
-        raise SessionError(f"{path}: is a folder, not a session file")
-    if not h5py.is_hdf5(path):
-        raise SessionError(
-            f"{path}: not an HDF5 file (a session is a .h5 file written by Descent Lab)"
-        )
+    """Open a finished, live or abandoned session, or raise SessionError saying why not.
+
+    A finished file opens plainly, which also checks that it is whole. A file whose flags say
+    it is open for SWMR writing is live or was left by a killed writer; SWMR reading opens both,
+    but it retries (for hours) any metadata it finds incomplete, so a cut file must be turned
+    away before, by comparing its size with the end its superblock records.
+    """
     try:
-        # SWMR reading works both for a live file and for one whose writer was killed (whose
-        # consistency flags still say "open for writing"); plain reading covers older files.
+        if not path.exists():
+            raise SessionError(f"{path}: no such file")
+        if path.is_dir():
+            raise SessionError(f"{path}: is a folder, not a session file")
+        if path.stat().st_size == 0:
+            raise SessionError(f"{path}: is empty (0 bytes), not a session file")
+        if not h5py.is_hdf5(path):
+            raise SessionError(
+                f"{path}: not an HDF5 file (a session is a .h5 file written by Descent Lab)"
+            )
+        try:
+            return h5py.File(path, "r")
+        except OSError as exc:
+            plain_error = exc
+        sb = _superblock(path)
+        if sb is None or not sb.flags & _SWMR_WRITE_ACCESS:
+            raise SessionError(_open_failure(path, plain_error, sb))
+        deadline = time.monotonic() + _LIVE_WAIT
+        while path.stat().st_size < sb.eof and time.monotonic() < deadline:
+            time.sleep(0.05)  # a live writer is between allocating the end and writing it
+            sb = _superblock(path) or sb
+        size = path.stat().st_size
+        if size < sb.eof:
+            raise SessionError(_truncated(path, size, sb.eof))
         return h5py.File(path, "r", swmr=True)
-    except OSError:
-        pass
-    try:
-        return h5py.File(path, "r")
     except OSError as exc:
-        raise SessionError(f"{path}: truncated or corrupt HDF5 file ({_first_line(exc)})") from None
+        raise SessionError(f"{path}: cannot be opened ({_first_line(exc)})") from None
+
+
+def _truncated(path: Path, size: int, eof: int) -> str:
+    return (
+        f"{path}: truncated session file: it has {size} bytes but its header says {eof} "
+        "(copied or downloaded only in part?)"
+    )
+
+
+def _open_failure(path: Path, exc: OSError, sb: _Superblock | None) -> str:
+    reason = _first_line(exc)
+    if isinstance(exc, BlockingIOError) or "unable to lock file" in reason:
+        return (
+            f"{path}: is being written by another process and cannot be read at this moment "
+            "(it can once the run has started); try again"
+        )
+    match = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", reason)
+    if match:
+        return _truncated(path, int(match[1]), int(match[2]))
+    if sb is not None and sb.flags & _WRITE_ACCESS:
+        return (
+            f"{path}: is open for writing and not yet live, or was left so by a writer killed "
+            "before it started recording; try again in a moment (a file that stays this way "
+            "is incomplete; `h5clear -s` clears its flag)"
+        )
+    return f"{path}: corrupt HDF5 file ({reason})"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -97,16 +180,28 @@ class SessionReader:
             raise
 
     def _check_format(self) -> None:
-        attrs = self._file.attrs
-        if _text(attrs.get("format", "")) != FORMAT:
+        try:
+            attrs = self._file.attrs
+            fmt = _text(attrs.get("format", ""))
+            ver = attrs.get("format_version")
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise SessionError(
+                f"{self.path}: corrupt HDF5 file: its root attributes cannot be read "
+                f"({_first_line(exc)})"
+            ) from None
+        if fmt != FORMAT:
             raise SessionError(
                 f"{self.path}: an HDF5 file, but not a Descent Lab session (no "
                 f"format={FORMAT!r} attribute)"
             )
-        ver = attrs.get("format_version")
-        if ver is None or int(ver) not in READABLE_VERSIONS:
+        try:
+            known = int(ver) in READABLE_VERSIONS  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            known = False
+        if not known:
             raise SessionError(
-                f"{self.path}: session format version {ver!r} is not one this Descent Lab "
+                f"{self.path}: session format version "
+                f"{'(missing)' if ver is None else _text(ver)} is not one this Descent Lab "
                 f"reads ({', '.join(map(str, READABLE_VERSIONS))}); a newer version of the app "
                 "may read it"
             )
@@ -171,8 +266,16 @@ class SessionReader:
             names: list[str] = []
 
             def visit(name: str, obj: Any) -> None:
-                if isinstance(obj, h5py.Group) and "step" in obj and "value" in obj:
+                if not isinstance(obj, h5py.Group):
+                    return
+                missing = [k for k in ("step", "value") if k not in obj]
+                if not missing:
                     names.append(name)
+                elif len(missing) == 1 or "kind" in obj.attrs:  # a series, not a name prefix
+                    raise SessionError(
+                        f"{self.path}: corrupt session: series {name!r} of run {run!r} has no "
+                        f"{' and no '.join(map(repr, missing))} dataset"
+                    )
 
             self._file["runs"][run]["series"].visititems(visit)
             return sorted(names)

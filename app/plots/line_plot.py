@@ -1,0 +1,411 @@
+"""Line view: one plot group over every run of the session, redrawn from the model's buffers.
+
+Each (run, series) gets one line per component in the run's colour; components, layers shown
+together and paired series (held-out vs train) differ by line style. With smoothing on, the
+line is the debiased EMA and the raw records stay behind it, faint, so spikes remain visible.
+
+Redraws are driven from outside (the window's ~30 Hz timer calls `refresh()`): a series is
+handed to pyqtgraph again only when its buffer's version moved, as array views, and pyqtgraph's
+peak downsampling and clip-to-view keep what is actually drawn to about two points per pixel.
+On the sharpness plot the 2/η line of each run is drawn as a step line over the Hessian's record
+steps, with the preconditioned threshold (2 + 2β₁)/((1 − β₁)η) for Adam-type runs. That threshold
+bounds λmax(P⁻¹H), not the λmax(H) plotted here, and is labelled as such (Cohen et al., "Adaptive
+gradient methods at the edge of stability", 2022).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from descentlab.app.plots.colors import RunColors, apply_theme, run_colors
+from descentlab.app.plots.export import ExportButton, save_png, save_svg, series_rows, write_csv
+from descentlab.app.plots.layout import SHARPNESS, TOTAL_LAYER, PlotGroup
+from descentlab.app.plots.smoothing import EmaSmoother
+from descentlab.app.plots.zoom import AutoRangeButton
+from descentlab.app.session_model import SeriesBuffer, SessionModel
+
+ALL_LAYERS = "all layers"
+SMOOTHING_STEPS = 1000
+"""The slider's resolution: β = position / 1000, from 0 to 0.999 as in TensorBoard."""
+
+FAINT_ALPHA = 0.25
+STYLES = (
+    (Qt.PenStyle.SolidLine, "solid"),
+    (Qt.PenStyle.DashLine, "dashed"),
+    (Qt.PenStyle.DotLine, "dotted"),
+    (Qt.PenStyle.DashDotLine, "dash-dot"),
+    (Qt.PenStyle.DashDotDotLine, "dash-dot-dot"),
+)
+
+ADAM_TYPES = frozenset({"adam", "adamw", "nadam", "radam", "adamax", "sparse-adam"})
+"""Optimizers preconditioned by a running second moment, with momentum β₁ on the gradient."""
+
+
+def adam_beta1(config: dict[str, Any]) -> float | None:
+    """β₁ of an Adam-type run (torch's default 0.9 when unset); None for other optimizers."""
+    optimizer = config.get("optimizer") or {}
+    if optimizer.get("id") not in ADAM_TYPES:
+        return None
+    betas = optimizer.get("betas") or (0.9, 0.999)
+    return float(betas[0])
+
+
+def step_line(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points of a staircase: `values[i]` holds from `steps[i]` until `steps[i + 1]`."""
+    if len(steps) == 0:
+        return steps.astype(np.float64), values
+    return np.repeat(steps, 2)[1:].astype(np.float64), np.repeat(values, 2)[:-1]
+
+
+@dataclass
+class _Curve:
+    """The items of one (run, series): per component a line and, behind it, its faint raw copy.
+
+    `lines` carry what the user reads (smoothed when smoothing is on, raw otherwise) and are
+    the legend's entries; `faint` show the raw records behind a smoothed line.
+    """
+
+    run: str
+    series: str
+    buffer: SeriesBuffer
+    lines: list[pg.PlotDataItem]
+    faint: list[pg.PlotDataItem]
+    style: int
+    drawn: int = -1
+    """Buffer version on screen; -1 forces the next refresh to redraw."""
+    smoother: EmaSmoother | None = None
+
+
+@dataclass
+class _Reference:
+    """A run's 2/η staircase and, for Adam-type runs, the preconditioned threshold's."""
+
+    run: str
+    buffer: SeriesBuffer
+    eta: pg.PlotDataItem
+    threshold: pg.PlotDataItem | None
+    factor: float
+    """(1 + β₁)/(1 − β₁): threshold = factor · 2/η."""
+    drawn: int = -1
+
+
+class LinePlot(QWidget):
+    """Lines of one `PlotGroup` for all runs of `model`, with the controls a reader needs."""
+
+    def __init__(
+        self,
+        group: PlotGroup,
+        model: SessionModel,
+        colors: RunColors | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.group = group
+        self.model = model
+        self.colors = colors or run_colors(model)
+        self.export_name = group.key.replace("/", "_")
+        self._curves: dict[tuple[str, str], _Curve] = {}
+        self._references: dict[str, _Reference] = {}
+        self._runs: tuple[str, ...] = ()
+        self._beta = 0.0
+        self._step_limit: int | None = None
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.plot.setTitle(group.title)
+        self.plot.setLabel("bottom", "step")
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.setClipToView(True)
+        self.plot.addLegend(offset=(-10, 10))
+        self.plot.setLogMode(False, group.log_y)
+
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip("Which layer to show (or all of them together)")
+        layers = list(group.layers)
+        if len([layer for layer in layers if layer != TOTAL_LAYER]) > 1:
+            layers.append(ALL_LAYERS)
+        self.layer_box.addItems(layers)
+        self.layer_box.setVisible(bool(layers))
+        self.layer_box.currentTextChanged.connect(self._rebuild)
+
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setRange(0, SMOOTHING_STEPS - 1)
+        self.smoothing.setToolTip("EMA weight β of the debiased smoothing (0: raw records)")
+        self.smoothing.setFixedWidth(120)
+        self._smoothing_label = QLabel()
+        self.smoothing.valueChanged.connect(self._smoothing_moved)
+
+        self.log_x = QCheckBox("log x")
+        self.log_y = QCheckBox("log y")
+        self.log_y.setChecked(group.log_y)
+        self.log_x.toggled.connect(self._log_toggled)
+        self.log_y.toggled.connect(self._log_toggled)
+
+        self.auto_range = AutoRangeButton(self.plot)
+        self.export_button = ExportButton(self)
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        bar.setSpacing(8)
+        bar.addWidget(self.layer_box)
+        bar.addWidget(QLabel("smoothing"))
+        bar.addWidget(self.smoothing)
+        bar.addWidget(self._smoothing_label)
+        bar.addWidget(self.log_x)
+        bar.addWidget(self.log_y)
+        bar.addStretch(1)
+        bar.addWidget(self.auto_range)
+        bar.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self.plot_widget)
+
+        self._smoothing_moved(0)
+        self.colors.themeChanged.connect(self._restyle)
+        model.cleared.connect(self._clear)
+        self._restyle()
+        self.refresh()
+
+    # -- what is shown ---------------------------------------------------------------------
+
+    def visible_series(self) -> tuple[str, ...]:
+        """The series drawn now: all of the group's, or those of the selected layer(s)."""
+        if not self.group.layers:
+            return self.group.series
+        layer = self.layer_box.currentText()
+        if layer == ALL_LAYERS:
+            return tuple(
+                s
+                for s, name in zip(self.group.series, self.group.layers, strict=True)
+                if name != TOTAL_LAYER
+            )
+        return (self.group.series_for(layer),)
+
+    def curve_items(self, run: str, series: str) -> list[pg.PlotDataItem]:
+        """The lines of (run, series), one per component: smoothed if smoothing is on."""
+        return self._curves[run, series].lines
+
+    def raw_items(self, run: str, series: str) -> list[pg.PlotDataItem]:
+        """The faint raw lines behind smoothed ones (hidden while smoothing is off)."""
+        return self._curves[run, series].faint
+
+    def reference_items(self, run: str) -> tuple[pg.PlotDataItem, pg.PlotDataItem | None]:
+        """The run's 2/η line and its preconditioned threshold line (None if not Adam-type)."""
+        ref = self._references[run]
+        return ref.eta, ref.threshold
+
+    def set_smoothing(self, beta: float) -> None:
+        self.smoothing.setValue(round(beta * SMOOTHING_STEPS))
+
+    def set_step_limit(self, step: int | None) -> None:
+        """Draw records up to `step` only (replay), or everything again with None."""
+        self._step_limit = step
+        self._invalidate()
+        self.refresh()
+
+    # -- redraw ----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Hand pyqtgraph the series whose buffers changed since the last call.
+
+        Views the user cannot see (a tabbed-away dock) skip the work and catch up when shown.
+        """
+        if not self.isVisible():
+            return
+        if tuple(self.model.runs) != self._runs:
+            self._add_new_runs()
+        for curve in self._curves.values():
+            if curve.buffer.version != curve.drawn:
+                self._draw(curve)
+        for ref in self._references.values():
+            if ref.buffer.version != ref.drawn:
+                self._draw_reference(ref)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh()
+
+    def _limited(self, buffer: SeriesBuffer) -> tuple[np.ndarray, np.ndarray]:
+        steps, values = buffer.view()
+        if self._step_limit is not None:
+            n = int(np.searchsorted(steps, self._step_limit, side="right"))
+            steps, values = steps[:n], values[:n]
+        return steps, values
+
+    def _draw(self, curve: _Curve) -> None:
+        steps, values = self._limited(curve.buffer)
+        smoothed = curve.smoother.update(values) if curve.smoother is not None else None
+        for j, (line, faint) in enumerate(zip(curve.lines, curve.faint, strict=True)):
+            raw = values if values.ndim == 1 else values[:, j]
+            if smoothed is None:
+                line.setData(steps, raw)
+            else:
+                line.setData(steps, smoothed if smoothed.ndim == 1 else smoothed[:, j])
+                faint.setData(steps, raw)
+        curve.drawn = curve.buffer.version
+
+    def _draw_reference(self, ref: _Reference) -> None:
+        steps, two_over_lr = self._limited(ref.buffer)
+        ref.eta.setData(*step_line(steps, two_over_lr))
+        if ref.threshold is not None:
+            ref.threshold.setData(*step_line(steps, ref.factor * two_over_lr))
+        ref.drawn = ref.buffer.version
+
+    def _invalidate(self) -> None:
+        for item in (*self._curves.values(), *self._references.values()):
+            item.drawn = -1
+
+    # -- building items --------------------------------------------------------------------
+
+    def _clear(self) -> None:
+        for curve in self._curves.values():
+            for item in (*curve.lines, *curve.faint):
+                self.plot.removeItem(item)
+        for ref in self._references.values():
+            for item in (ref.eta, ref.threshold):
+                if item is not None:
+                    self.plot.removeItem(item)
+        self._curves.clear()
+        self._references.clear()
+        self._runs = ()
+
+    def _rebuild(self) -> None:
+        """Start over with the current selection (layer change); pens and legend included."""
+        self._clear()
+        self.refresh()
+
+    def _add_new_runs(self) -> None:
+        series = self.visible_series()
+        for run_name, run in self.model.runs.items():
+            if run_name in self._runs:
+                continue
+            for index, name in enumerate(series):
+                if name in run.series:
+                    self._add_curve(run_name, name, run.series[name], index, len(series) > 1)
+            reference = run.series.get(self.group.reference) if self.group.reference else None
+            if reference is not None:
+                self._add_reference(run_name, reference, adam_beta1(run.config))
+        self._runs = tuple(self.model.runs)
+
+    def _add_curve(
+        self, run: str, series: str, buffer: SeriesBuffer, style: int, several: bool
+    ) -> None:
+        components = int(np.prod(buffer.shape)) if buffer.shape else 1
+        label = run
+        if several:
+            label += " · " + (self._layer_of(series) or series.rsplit("/", 1)[-1])
+        lines, faint = [], []
+        for j in range(components):
+            faint_item = pg.PlotDataItem()
+            faint_item.setVisible(self._beta > 0)
+            line = pg.PlotDataItem(name=label if j == 0 else None)
+            self.plot.addItem(faint_item)
+            self.plot.addItem(line)
+            lines.append(line)
+            faint.append(faint_item)
+        curve = _Curve(run, series, buffer, lines, faint, style)
+        if self._beta > 0:
+            curve.smoother = EmaSmoother(self._beta)
+        self._curves[run, series] = curve
+        self._style_curve(curve)
+        if components > 1:
+            self._label_components(components)
+
+    def _add_reference(self, run: str, buffer: SeriesBuffer, beta1: float | None) -> None:
+        eta = pg.PlotDataItem(name=f"{run}: 2/η")
+        self.plot.addItem(eta)
+        threshold = None
+        if beta1 is not None:
+            threshold = pg.PlotDataItem(
+                name=f"{run}: threshold for λmax(P⁻¹H), (2+2β₁)/((1−β₁)η) at β₁={beta1:g}"
+            )
+            self.plot.addItem(threshold)
+        factor = (1 + beta1) / (1 - beta1) if beta1 is not None else float("nan")
+        ref = _Reference(run, buffer, eta, threshold, factor)
+        self._references[run] = ref
+        self._style_reference(ref)
+
+    def _layer_of(self, series: str) -> str:
+        if series in self.group.series and self.group.layers:
+            return self.group.layers[self.group.series.index(series)]
+        return ""
+
+    def _label_components(self, k: int) -> None:
+        """Say on the axis which line style is which component (the legend lists runs only)."""
+        symbol = "λ" if self.group.key == SHARPNESS else "#"
+        shown = ", ".join(f"{symbol}{j + 1} {STYLES[j % len(STYLES)][1]}" for j in range(k))
+        self.plot.setLabel("left", shown)
+
+    # -- style -----------------------------------------------------------------------------
+
+    def _style_curve(self, curve: _Curve) -> None:
+        for j, (line, faint) in enumerate(zip(curve.lines, curve.faint, strict=True)):
+            style = STYLES[(curve.style + j) % len(STYLES)][0]
+            line.setPen(pg.mkPen(self.colors.color(curve.run), width=1.5, style=style))
+            faint.setPen(pg.mkPen(self.colors.color(curve.run, FAINT_ALPHA), width=1, style=style))
+
+    def _style_reference(self, ref: _Reference) -> None:
+        color = self.colors.color(ref.run, 0.8)
+        ref.eta.setPen(pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine))
+        if ref.threshold is not None:
+            ref.threshold.setPen(pg.mkPen(color, width=1.5, style=Qt.PenStyle.DotLine))
+
+    def _restyle(self) -> None:
+        theme = self.colors.theme
+        self.plot_widget.setBackground(theme.background)
+        apply_theme(self.plot, theme)
+        for curve in self._curves.values():
+            self._style_curve(curve)
+        for ref in self._references.values():
+            self._style_reference(ref)
+
+    # -- controls --------------------------------------------------------------------------
+
+    def _smoothing_moved(self, position: int) -> None:
+        self._beta = position / SMOOTHING_STEPS
+        self._smoothing_label.setText(f"{self._beta:.3f}")
+        for curve in self._curves.values():
+            curve.smoother = EmaSmoother(self._beta) if self._beta > 0 else None
+            for faint in curve.faint:
+                faint.setVisible(self._beta > 0)
+            curve.drawn = -1
+        self.refresh()
+
+    def _log_toggled(self) -> None:
+        self.plot.setLogMode(self.log_x.isChecked(), self.log_y.isChecked())
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_png(self, path: str | Path) -> None:
+        save_png(self.plot, path)
+
+    def export_svg(self, path: str | Path) -> None:
+        save_svg(self.plot, path)
+
+    def export_csv(self, path: str | Path) -> None:
+        """Every drawn series' raw records (and the reference series'), up to the step limit."""
+        rows = []
+        for curve in self._curves.values():
+            rows.append(series_rows(curve.run, curve.series, *self._limited(curve.buffer)))
+        for ref in self._references.values():
+            rows.append(series_rows(ref.run, self.group.reference, *self._limited(ref.buffer)))
+        write_csv(path, (row for part in rows for row in part))

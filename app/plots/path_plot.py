@@ -1,0 +1,265 @@
+"""Path view: each run's trajectory in the plane, over the objective's landscape on 2-D tasks.
+
+Every run's path (x, y over steps) is drawn in its colour with its current point marked. On a
+`function2d` task the objective itself is drawn underneath, from the task plugin's `surface`
+(the training loss's own code, so contours and losses agree), with colours and contours on
+log₁₀(f − min f + δ): these functions span many decades (Rosenbrock's valley floor vs its
+walls), and a linear scale would show one flat colour around the interesting part. The
+landscape is quiet grey so the coloured paths stand out; it covers the function's usual view
+and the paths with a margin, and is recomputed only when a path leaves it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+
+from descentlab.app.plots.colors import RunColors, apply_theme, run_colors
+from descentlab.app.plots.export import ExportButton, save_png, save_svg, series_rows, write_csv
+from descentlab.app.plots.layout import PlotGroup
+from descentlab.app.plots.zoom import AutoRangeButton
+from descentlab.app.session_model import SeriesBuffer, SessionModel
+from descentlab.plugins.tasks.function2d import FUNCTIONS, surface
+
+GRID = 200
+"""Grid points per side of the landscape: 40 000 evaluations, a few milliseconds."""
+
+CONTOURS = 12
+MARGIN = 0.1
+"""Extra room around the paths, as a fraction of their extent."""
+
+MAX_ZOOM_OUT = 10.0
+"""A diverging path widens the landscape to at most this many times the function's view."""
+
+Extent = tuple[float, float, float, float]
+"""(x_min, x_max, y_min, y_max)."""
+
+
+def function2d_task(model: SessionModel) -> dict[str, Any] | None:
+    """The session's `function2d` task config (id, function, its parameters), if that is it."""
+    for run in model.runs.values():
+        task = run.config.get("task") or {}
+        if task.get("id") == "function2d" and task.get("function") in FUNCTIONS:
+            return task
+    return None
+
+
+def landscape_extent(view: Extent, points: np.ndarray) -> Extent:
+    """The function's view grown to hold `points` (n, 2) with a margin, capped for divergence."""
+    x0, x1, y0, y1 = view
+    finite = points[np.isfinite(points).all(axis=1)]
+    if len(finite):
+        x0, x1 = min(x0, finite[:, 0].min()), max(x1, finite[:, 0].max())
+        y0, y1 = min(y0, finite[:, 1].min()), max(y1, finite[:, 1].max())
+    dx, dy = (x1 - x0) * MARGIN, (y1 - y0) * MARGIN
+    cx, cy = (view[0] + view[1]) / 2, (view[2] + view[3]) / 2
+    rx, ry = (view[1] - view[0]) * MAX_ZOOM_OUT / 2, (view[3] - view[2]) * MAX_ZOOM_OUT / 2
+    return (
+        max(x0 - dx, cx - rx),
+        min(x1 + dx, cx + rx),
+        max(y0 - dy, cy - ry),
+        min(y1 + dy, cy + ry),
+    )
+
+
+def log_surface(values: np.ndarray) -> np.ndarray:
+    """log₁₀(f − min f + δ), δ a millionth of the range: the minimum is finite, not −∞."""
+    low, high = np.nanmin(values), np.nanmax(values)
+    delta = (high - low) * 1e-6 or 1e-12
+    return np.log10(values - low + delta)
+
+
+class PathPlot(QWidget):
+    """Trajectories of one points2d series for all runs, over the landscape when known."""
+
+    def __init__(
+        self,
+        group: PlotGroup,
+        model: SessionModel,
+        colors: RunColors | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.group = group
+        self.series = group.series[0]
+        self.model = model
+        self.colors = colors or run_colors(model)
+        self.export_name = group.key.replace("/", "_")
+        self._step_limit: int | None = None
+        self._paths: dict[str, tuple[SeriesBuffer, pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self._drawn: dict[str, int] = {}
+        self.extent: Extent | None = None
+        """Where the landscape is drawn now; None while there is none."""
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.plot.setTitle(group.title)
+        self.plot.setLabel("bottom", "x")
+        self.plot.setLabel("left", "y")
+        self.plot.setAspectLocked(True)
+        self.plot.addLegend(offset=(-10, 10))
+        self.landscape = pg.ImageItem()
+        self.landscape.setZValue(-20)
+        self.plot.addItem(self.landscape)
+        self._contours: list[pg.IsocurveItem] = []
+        self.minima = pg.ScatterPlotItem(symbol="star", size=14)
+        self.minima.setZValue(5)
+        self.plot.addItem(self.minima)
+
+        self.auto_range = AutoRangeButton(self.plot)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        bar.setSpacing(8)
+        bar.addStretch(1)
+        bar.addWidget(self.auto_range)
+        bar.addWidget(ExportButton(self))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self.plot_widget)
+
+        self.colors.themeChanged.connect(self._restyle)
+        model.cleared.connect(self._clear)
+        self._restyle()
+        self.refresh()
+
+    def path_items(self, run: str) -> tuple[pg.PlotDataItem, pg.PlotDataItem]:
+        """The run's path line and its current-point marker."""
+        _, line, marker = self._paths[run]
+        return line, marker
+
+    def set_step_limit(self, step: int | None) -> None:
+        """Draw the paths up to `step` only (replay), or whole again with None."""
+        self._step_limit = step
+        self._drawn.clear()
+        self.refresh()
+
+    # -- redraw ----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Redraw paths whose buffers changed; widen the landscape if a path left it."""
+        if not self.isVisible():
+            return
+        for run_name, run in self.model.runs.items():
+            if run_name not in self._paths and self.series in run.series:
+                self._add_path(run_name, run.series[self.series])
+        changed = False
+        for run_name, (buffer, line, marker) in self._paths.items():
+            if self._drawn.get(run_name) != buffer.version:
+                points = self._limited(buffer)
+                line.setData(points[:, 0], points[:, 1])
+                marker.setData(points[-1:, 0], points[-1:, 1])
+                self._drawn[run_name] = buffer.version
+                changed = True
+        if changed or self.extent is None:
+            self._update_landscape()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh()
+
+    def _limited(self, buffer: SeriesBuffer) -> np.ndarray:
+        steps, values = buffer.view()
+        if self._step_limit is not None:
+            values = values[: int(np.searchsorted(steps, self._step_limit, side="right"))]
+        return values
+
+    def _add_path(self, run: str, buffer: SeriesBuffer) -> None:
+        line = pg.PlotDataItem(name=run)
+        marker = pg.PlotDataItem(symbol="o", symbolSize=10)
+        marker.setZValue(10)
+        self.plot.addItem(line)
+        self.plot.addItem(marker)
+        self._paths[run] = (buffer, line, marker)
+        self._style_path(run)
+
+    def _update_landscape(self) -> None:
+        task = function2d_task(self.model)
+        if task is None:
+            return
+        function = FUNCTIONS[task["function"]]
+        drawn = [self._limited(buffer) for buffer, _, _ in self._paths.values()]
+        points = np.concatenate([np.empty((0, 2)), *drawn])
+        needed = landscape_extent(function.view, points)
+        if self.extent is not None and (
+            self.extent[0] <= needed[0]
+            and self.extent[1] >= needed[1]
+            and self.extent[2] <= needed[2]
+            and self.extent[3] >= needed[3]
+        ):
+            return
+        self.extent = needed
+        x0, x1, y0, y1 = needed
+        xs, ys = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
+        logs = log_surface(surface(task["function"], task, xs, ys)).T  # image[x, y]
+        self.landscape.setImage(logs, autoLevels=True)
+        self.landscape.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        for contour in self._contours:
+            contour.setParentItem(None)
+            self.plot.scene().removeItem(contour)
+        levels = np.linspace(np.nanmin(logs), np.nanmax(logs), CONTOURS + 2)[1:-1]
+        self._contours = [pg.IsocurveItem(logs, float(level)) for level in levels]
+        for contour in self._contours:
+            contour.setParentItem(self.landscape)  # shares the image's pixel→plane transform
+        self.minima.setData(pos=np.array(function.minima).reshape(-1, 2))
+        self._style_landscape()
+
+    def _clear(self) -> None:
+        for _, line, marker in self._paths.values():
+            self.plot.removeItem(line)
+            self.plot.removeItem(marker)
+        self._paths.clear()
+        self._drawn.clear()
+        self.extent = None
+
+    # -- style -----------------------------------------------------------------------------
+
+    def _style_path(self, run: str) -> None:
+        _, line, marker = self._paths[run]
+        color = self.colors.color(run)
+        line.setPen(pg.mkPen(color, width=2))
+        marker.setSymbolBrush(color)
+        marker.setSymbolPen(pg.mkPen(self.colors.theme.background, width=1.5))
+
+    def _style_landscape(self) -> None:
+        theme = self.colors.theme
+        low, high = theme.surface
+        self.landscape.setColorMap(pg.ColorMap(pos=[0.0, 1.0], color=[low, high]))
+        contour_color = pg.mkColor(theme.foreground)
+        contour_color.setAlphaF(0.35)
+        for contour in self._contours:
+            contour.setPen(pg.mkPen(contour_color, width=1))
+        self.minima.setBrush(pg.mkBrush(theme.foreground))
+        self.minima.setPen(pg.mkPen(theme.background))
+
+    def _restyle(self) -> None:
+        theme = self.colors.theme
+        self.plot_widget.setBackground(theme.background)
+        apply_theme(self.plot, theme)
+        for run in self._paths:
+            self._style_path(run)
+        self._style_landscape()
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_png(self, path: str | Path) -> None:
+        save_png(self.plot, path)
+
+    def export_svg(self, path: str | Path) -> None:
+        save_svg(self.plot, path)
+
+    def export_csv(self, path: str | Path) -> None:
+        """Every run's points as `name[0]` (x) and `name[1]` (y) rows per step."""
+        rows = []
+        for run, (buffer, _, _) in self._paths.items():
+            steps, _ = buffer.view()
+            values = self._limited(buffer)
+            rows.append(series_rows(run, self.series, steps[: len(values)], values))
+        write_csv(path, (row for part in rows for row in part))
