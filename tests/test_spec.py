@@ -119,7 +119,6 @@ INVALID = [
     ("[task]\nid = [1]", "task.id: unknown id [1]; allowed:"),
     (MINIMAL + '[[runs]]\noptimizer = { id = ["x"] }', "runs[0].optimizer.id: unknown id ['x']"),
     (MINIMAL + "[[diagnostics]]\nid = {}", "diagnostics[0].id: unknown id {}"),
-    (MINIMAL + "runs = [[1]]", "not valid TOML"),
     ("runs = [[1]]\n" + MINIMAL, "runs[0]: [1] is not a table"),
     ("name = \n", "not valid TOML"),
     (MINIMAL + '[task]\nid = "quadratic"', "not valid TOML"),
