@@ -225,8 +225,11 @@ def _parser() -> argparse.ArgumentParser:
     gui = sub.add_parser("gui", help="open the lab window (a spec or a session may be given)")
     gui.add_argument("path", nargs="?", help="a spec (.toml) or a session (.h5)")
     for p in (parser, gui):
-        p.add_argument("--screenshot", metavar="FILE", help="run, save a picture of the window "
-                       "to FILE after --after seconds, and exit")
+        p.add_argument(
+            "--screenshot",
+            metavar="FILE",
+            help="run, save a picture of the window to FILE after --after seconds, and exit",
+        )
         p.add_argument("--after", type=float, default=5.0, metavar="SECONDS")
     return parser
 
@@ -234,11 +237,14 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_gui(path: str | None, screenshot: str | None, after: float) -> int:
     """Open the window; a machine without a display gets a message instead of a Qt abort."""
     headless = sys.platform.startswith("linux") and not any(
-        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    )
     if headless:
-        raise UserError("no display to open the window on (DISPLAY is not set). Run "
-                        "experiments headless with `descentlab run SPEC.toml`, or set "
-                        "QT_QPA_PLATFORM=offscreen together with --screenshot FILE")
+        raise UserError(
+            "no display to open the window on (DISPLAY is not set). Run "
+            "experiments headless with `descentlab run SPEC.toml`, or set "
+            "QT_QPA_PLATFORM=offscreen together with --screenshot FILE"
+        )
     if path is not None and not Path(path).exists():
         raise UserError(f"{path}: no such file")
     from descentlab.app.main import run_app  # Qt is imported only for the window

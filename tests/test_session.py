@@ -383,9 +383,10 @@ def test_a_killed_writer_leaves_a_consistent_prefix(tmp_path: Path, after: float
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while not flushed and proc.poll() is None and time.monotonic() < deadline:
+        while not (flushed and flushed[-1][1]) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the writer flushed no record in 60 s"
             time.sleep(0.01)
-        assert flushed, f"the writer never flushed: {proc.stderr.read()}"  # type: ignore[union-attr]
+        assert flushed, f"the writer failed: {proc.stderr.read()}"  # type: ignore[union-attr]
         time.sleep(after)
         seen = list(flushed)  # every count read so far was flushed before the kill
         os.kill(proc.pid, signal.SIGKILL)

@@ -99,6 +99,16 @@ class RunColors(QObject):
         color.setAlphaF(alpha)
         return color
 
+    def faded(self, run: str, strength: float) -> QColor:
+        """The run's colour mixed into the background, opaque: looks like opacity `strength`
+        over the background, but draws on Qt's fast path for opaque pens (no blending)."""
+        color, background = self.color(run), QColor(self.theme.background)
+        mixed = [
+            round(strength * c + (1 - strength) * b)
+            for c, b in zip(color.getRgb()[:3], background.getRgb()[:3], strict=True)
+        ]
+        return QColor(*mixed)
+
     def set_theme(self, theme: Theme | str) -> None:
         """Switch every view of this session to `theme` (views restyle on `themeChanged`)."""
         self.theme = THEMES[theme] if isinstance(theme, str) else theme
