@@ -60,8 +60,10 @@ class EngineClient(QObject):
         ctx = mp.get_context("spawn")  # a fresh interpreter: no Qt state, no inherited threads
         parent_conn, child_conn = ctx.Pipe()
         self.process = ctx.Process(
-            target=worker_main, args=(spec_text, session_path, child_conn, start_paused),
-            name="descentlab-worker", daemon=True,
+            target=worker_main,
+            args=(spec_text, session_path, child_conn, start_paused),
+            name="descentlab-worker",
+            daemon=True,
         )
         self.process.start()
         child_conn.close()
@@ -127,7 +129,7 @@ class EngineClient(QObject):
             if kind == "add_run":
                 model.add_run(*message[1:])
             elif kind == "event":
-                model.event(*message[1:])
+                model.add_event(*message[1:])
             elif kind == "end_run":
                 model.end_run(*message[1:])
             elif kind == "progress":
@@ -160,8 +162,10 @@ class EngineClient(QObject):
         if not self._done:
             self._done = True
             code = self.process.exitcode
-            self._fail(f"the engine worker ended unexpectedly (exit code {code}); the session "
-                       f"file keeps everything recorded until then: {self.session_path}")
+            self._fail(
+                f"the engine worker ended unexpectedly (exit code {code}); the session "
+                f"file keeps everything recorded until then: {self.session_path}"
+            )
 
     def _fail(self, message: str) -> None:
         for run in self.model.runs.values():

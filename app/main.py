@@ -13,8 +13,9 @@ from PySide6.QtWidgets import QApplication
 from descentlab.app.main_window import MainWindow
 
 
-def run_app(path: str | None, default_spec: str, screenshot: str | None = None,
-            after: float = 5.0) -> int:
+def run_app(
+    path: str | None, default_spec: str, screenshot: str | None = None, after: float = 5.0
+) -> int:
     """Open the window on `path` (a spec or a session) or on the default experiment.
 
     With `screenshot`, the experiment starts at once (a session is just shown), the whole window

@@ -28,7 +28,7 @@ from descentlab.app.engine_client import EngineClient
 from descentlab.app.panels.event_log import EventLog
 from descentlab.app.panels.experiment import ExperimentPanel
 from descentlab.app.panels.run_table import RunTable
-from descentlab.app.plots.colors import RunColors
+from descentlab.app.plots.colors import run_colors
 from descentlab.app.plots.factory import make_view
 from descentlab.app.plots.layout import plot_groups
 from descentlab.app.session_model import SessionModel
@@ -68,7 +68,8 @@ class MainWindow(QMainWindow):
 
         self.model = SessionModel(self)
         self.client = EngineClient(self.model, self)
-        self.colors = RunColors()
+        self.colors = run_colors(self.model)
+        self.colors.set_theme("dark" if self.dark else "light")
         self.paused = False
         self.views: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
@@ -76,11 +77,15 @@ class MainWindow(QMainWindow):
         self._follow_idle = 0
 
         self.plot_area = QMainWindow()
-        self.plot_area.setDockOptions(QMainWindow.DockOption.AllowNestedDocks
-                                      | QMainWindow.DockOption.AllowTabbedDocks
-                                      | QMainWindow.DockOption.AnimatedDocks)
-        self.placeholder = QLabel("Press Space (or Start) to run the experiment;\n"
-                                  "plots appear here as the diagnostics report.")
+        self.plot_area.setDockOptions(
+            QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+            | QMainWindow.DockOption.AnimatedDocks
+        )
+        self.placeholder = QLabel(
+            "Press Space (or Start) to run the experiment;\n"
+            "plots appear here as the diagnostics report."
+        )
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.plot_area.setCentralWidget(self.placeholder)
         self.setCentralWidget(self.plot_area)
@@ -141,24 +146,38 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_actions(self) -> None:
-        self.act_start = self._action("Start", "Space", self.start_or_pause,
-                                      "start, pause or resume")
+        self.act_start = self._action(
+            "Start", "Space", self.start_or_pause, "start, pause or resume"
+        )
         self.act_step = self._action("Step", "Right", self.step_once, "single step while paused")
         self.act_stop = self._action("Stop", "Esc", self.stop, "stop the experiment")
-        self.act_open = self._action("Open…", "Ctrl+O", self.open_dialog,
-                                     "open a spec or a session")
-        self.act_save_spec = self._action("Save spec…", "Ctrl+S", self.save_spec_dialog,
-                                          "save the experiment as TOML")
-        self.act_save_session = self._action("Save session…", "Ctrl+Shift+S",
-                                             self.save_session_dialog, "copy the session file")
-        self.act_theme = self._action("Dark theme", "Ctrl+T", self.toggle_theme,
-                                      "light / dark theme")
+        self.act_open = self._action(
+            "Open…", "Ctrl+O", self.open_dialog, "open a spec or a session"
+        )
+        self.act_save_spec = self._action(
+            "Save spec…", "Ctrl+S", self.save_spec_dialog, "save the experiment as TOML"
+        )
+        self.act_save_session = self._action(
+            "Save session…", "Ctrl+Shift+S", self.save_session_dialog, "copy the session file"
+        )
+        self.act_theme = self._action(
+            "Dark theme", "Ctrl+T", self.toggle_theme, "light / dark theme"
+        )
         self.act_help = self._action("Help", "F1", self.show_help, "keyboard shortcuts")
         toolbar = self.addToolBar("Controls")
         toolbar.setObjectName("Controls")
-        for action in (self.act_start, self.act_step, self.act_stop, None, self.act_open,
-                       self.act_save_spec, self.act_save_session, None, self.act_theme,
-                       self.act_help):
+        for action in (
+            self.act_start,
+            self.act_step,
+            self.act_stop,
+            None,
+            self.act_open,
+            self.act_save_spec,
+            self.act_save_session,
+            None,
+            self.act_theme,
+            self.act_help,
+        ):
             if action is None:
                 toolbar.addSeparator()
             else:
@@ -196,13 +215,13 @@ class MainWindow(QMainWindow):
             self._follow = None
         spec = self.experiment.validate()
         if spec is None:
-            self._message("the experiment has errors: they are marked in the Experiment panel",
-                          alarming=True)
+            self._message(
+                "the experiment has errors: they are marked in the Experiment panel", alarming=True
+            )
             return False
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = self.sessions_dir / f"{spec.name}-{stamp}.h5"
-        self.colors.reset()
         self.client.start(spec.to_toml(), str(path), start_paused=start_paused)
         self.paused = start_paused
         self.setWindowTitle(f"Descent Lab — {spec.name}")
@@ -246,8 +265,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             with SessionReader(path) as reader:
-                self.colors.reset()
-                self.model.load(reader)
+                        self.model.load(reader)
         except SessionError as exc:
             self._message(str(exc), alarming=True)
             return False
@@ -289,8 +307,9 @@ class MainWindow(QMainWindow):
             self._message("no session to save yet", alarming=True)
             return False
         if self.client.running and not self.paused:
-            self._message("pause or stop the experiment before saving a copy of its session",
-                          alarming=True)
+            self._message(
+                "pause or stop the experiment before saving a copy of its session", alarming=True
+            )
             return False
         shutil.copy2(source, target)
         self._message(f"session saved to {target}")
@@ -301,11 +320,11 @@ class MainWindow(QMainWindow):
     def _sync_plots(self) -> None:
         outputs = {o.name: o for run in self.model.runs.values() for o in run.outputs.values()}
         for group in plot_groups(list(outputs.values())):
-            if group.title in self.docks:
+            if group.key in self.docks:
                 continue
             view = make_view(group, self.model, self.colors)
             dock = QDockWidget(group.title, self.plot_area)
-            dock.setObjectName(f"plot:{group.title}")
+            dock.setObjectName(f"plot:{group.key}")
             dock.setWidget(view)
             area = Qt.DockWidgetArea.TopDockWidgetArea
             previous = list(self.docks.values())
@@ -314,8 +333,8 @@ class MainWindow(QMainWindow):
                 self.plot_area.splitDockWidget(previous[-1], dock, Qt.Orientation.Horizontal)
             elif len(previous) >= 4:
                 self.plot_area.tabifyDockWidget(previous[len(previous) % 4], dock)
-            self.views[group.title] = view
-            self.docks[group.title] = dock
+            self.views[group.key] = view
+            self.docks[group.key] = dock
         if self.docks:
             self.placeholder.hide()
             state = self.settings.value("plot_state")
@@ -360,8 +379,10 @@ class MainWindow(QMainWindow):
             self._message(f"{self._follow.name}: finished")
             self._follow = None
         elif self._follow_idle == 40:  # ten seconds without a record
-            self._message(f"{self._follow.name} has not grown for 10 s: its writer may have "
-                          "stopped; still watching")
+            self._message(
+                f"{self._follow.name} has not grown for 10 s: its writer may have "
+                "stopped; still watching"
+            )
 
     # -- worker signals -------------------------------------------------------------------
 
@@ -386,8 +407,9 @@ class MainWindow(QMainWindow):
 
     def _update_controls(self) -> None:
         running = self.client.running
-        self.act_start.setText("Resume" if running and self.paused else
-                               "Pause" if running else "Start")
+        self.act_start.setText(
+            "Resume" if running and self.paused else "Pause" if running else "Start"
+        )
         self.act_step.setEnabled(running and self.paused)
         self.act_stop.setEnabled(running)
         self.act_save_session.setEnabled(bool(self.client.session_path))
@@ -396,20 +418,20 @@ class MainWindow(QMainWindow):
         self.dark = not self.dark
         self.settings.setValue("theme", "dark" if self.dark else "light")
         apply_theme(QApplication.instance(), self.dark)
-        for view in self.views.values():
-            if hasattr(view, "set_theme"):
-                view.set_theme(self.dark)
+        self.colors.set_theme("dark" if self.dark else "light")
         self.act_theme.setText("Light theme" if self.dark else "Dark theme")
 
     def show_help(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
-        QMessageBox.information(self, "Descent Lab — keyboard shortcuts",
-                                f"<table cellpadding=4>{rows}</table>")
+        QMessageBox.information(
+            self, "Descent Lab — keyboard shortcuts", f"<table cellpadding=4>{rows}</table>"
+        )
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.client.running and self.confirm_close:
             answer = QMessageBox.question(
-                self, "Training is running",
+                self,
+                "Training is running",
                 "Stop the experiment and quit? Everything recorded so far is already in\n"
                 f"{self.client.session_path}",
             )

@@ -1,9 +1,9 @@
 """What the window knows of a session: runs, their series in growable buffers, events, status.
 
-The model is fed the same calls the Runner makes on any sink (`add_run`, `append`, `event`,
-`end_run`), whether they come from a live worker, a live file being followed, or a finished
-file. Views never get one signal per record: each series carries a version number that a view
-compares on its redraw timer, so a redraw touches only what changed.
+The model is fed the calls the Runner makes on any sink (`add_run`, `append`, `event` as
+`add_event`, `end_run`), whether they come from a live worker, a live file being followed, or
+a finished file. Views never get one signal per record: each series carries a version number
+that a view compares on its redraw timer, so a redraw touches only what changed.
 """
 
 from __future__ import annotations
@@ -83,7 +83,11 @@ class RunModel:
 
 
 class SessionModel(QObject):
-    """All runs of the session shown in the window; implements the Runner's Sink protocol."""
+    """All runs of the session shown in the window.
+
+    It takes the Runner's Sink calls (`add_run`, `append`, `end_run`, …), with `event` named
+    `add_event`, since overriding `QObject.event` would intercept Qt's own events.
+    """
 
     runAdded = Signal(str)
     eventAdded = Signal(str, int, str, str)
@@ -102,8 +106,14 @@ class SessionModel(QObject):
 
     # -- the Sink protocol --------------------------------------------------------------
 
-    def add_run(self, name: str, config: dict[str, Any], outputs: list[Output],
-                parent_run: str = "", fork_step: int = -1) -> None:
+    def add_run(
+        self,
+        name: str,
+        config: dict[str, Any],
+        outputs: list[Output],
+        parent_run: str = "",
+        fork_step: int = -1,
+    ) -> None:
         run = RunModel(name, config, {o.name: o for o in outputs}, parent_run, fork_step)
         run.series = {o.name: SeriesBuffer(tuple(o.shape)) for o in outputs}
         self.runs[name] = run
@@ -119,14 +129,15 @@ class SessionModel(QObject):
         """Append many records of one series at once (the fast path for batches and files)."""
         self.runs[run].series[name].extend(steps, values)
 
-    def event(self, run: str, step: int, kind: str, detail: str = "") -> None:
+    def add_event(self, run: str, step: int, kind: str, detail: str = "") -> None:
+        """The Sink's `event`, under another name: `QObject.event` is Qt's event handler."""
         self.runs[run].events.append((step, kind, detail))
         self.eventAdded.emit(run, step, kind, detail)
 
     def end_run(self, run: str, status: str, step: int, error: str = "") -> None:
         model = self.runs[run]
         model.status, model.error = status, error
-        self.event(run, step, "end", status + (f": {error}" if error else ""))
+        self.add_event(run, step, "end", status + (f": {error}" if error else ""))
         self.statusChanged.emit(run)
 
     def flush(self, force: bool = False) -> None:
@@ -154,7 +165,7 @@ class SessionModel(QObject):
                 steps, values = reader.read(info.name, name)
                 self.extend(info.name, name, steps, values)
             for e in reader.events(info.name):
-                self.event(info.name, e.step, e.kind, e.detail)
+                self.add_event(info.name, e.step, e.kind, e.detail)
             self.set_status(info.name, info.status, info.error)
 
     def catch_up(self, reader: SessionReader) -> bool:
@@ -167,8 +178,14 @@ class SessionModel(QObject):
             if name not in self.runs:
                 info = reader.run(name)
                 outputs = [
-                    Output(s, (si := reader.series_info(name, s)).kind, si.shape, si.unit,  # type: ignore[arg-type]
-                           si.layer, si.axes)
+                    Output(
+                        s,
+                        (si := reader.series_info(name, s)).kind,
+                        si.shape,
+                        si.unit,  # type: ignore[arg-type]
+                        si.layer,
+                        si.axes,
+                    )
                     for s in reader.series_names(name)
                 ]
                 self.add_run(name, info.config, outputs, info.parent_run, info.fork_step)
@@ -181,7 +198,7 @@ class SessionModel(QObject):
                     changed = True
             events = reader.events(name)
             for e in events[len(run.events) :]:
-                self.event(name, e.step, e.kind, e.detail)
+                self.add_event(name, e.step, e.kind, e.detail)
                 changed = True
             info = reader.run(name)
             if info.status != run.status:

@@ -20,11 +20,11 @@ import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import qasync  # noqa: E402
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import qasync
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
 
-from descentlab.app.main_window import MainWindow  # noqa: E402
+from descentlab.app.main_window import MainWindow
 
 SPEC = """
 name = "latency"
@@ -92,19 +92,25 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.001)
         timer.stop()
-        rates = {r.name: (r.step - start_steps[r.name]) / args.seconds
-                 for r in window.model.runs.values()}
+        rates = {
+            r.name: (r.step - start_steps[r.name]) / args.seconds
+            for r in window.model.runs.values()
+        }
         points = sum(b.n for r in window.model.runs.values() for b in r.series.values())
         window.client.stop()
         window.close()
     late = np.array(lateness) * 1000
-    print(f"{args.seconds:.0f} s, 3 runs of digits-mlp with norms every step, spectra and eval "
-          f"every 20, hessian every 50; {len(window.views)} plots; {points} points held")
+    print(
+        f"{args.seconds:.0f} s, 3 runs of digits-mlp with norms every step, spectra and eval "
+        f"every 20, hessian every 50; {len(window.views)} plots; {points} points held"
+    )
     print("| timer lateness p50 | p99 | max | steps/s per run |")
     print("|---|---|---|---|")
     per_run = ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
-    print(f"| {np.percentile(late, 50):.1f} ms | {np.percentile(late, 99):.1f} ms | "
-          f"{late.max():.1f} ms | {per_run} |")
+    print(
+        f"| {np.percentile(late, 50):.1f} ms | {np.percentile(late, 99):.1f} ms | "
+        f"{late.max():.1f} ms | {per_run} |"
+    )
 
 
 if __name__ == "__main__":

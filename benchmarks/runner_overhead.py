@@ -54,8 +54,7 @@ def _sync(device: torch.device) -> None:
 
 def plain_loop(spec: ExperimentSpec, device: torch.device) -> float:
     """Seconds per step of the loop a user would write by hand, recording the loss each step."""
-    task = registry.plugins("tasks")["digits-mlp"].build(spec.task.params, 0, device,
-                                                         torch.float32)
+    task = registry.plugins("tasks")["digits-mlp"].build(spec.task.params, 0, device, torch.float32)
     model = copy.deepcopy(task.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = task.batches(torch.Generator().manual_seed(0))
@@ -108,15 +107,19 @@ def main() -> None:
                 times[name].append(runner_loop(spec, Path(tmp)))
     base = statistics.median(times["plain loop"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"digits-mlp, Adam, batch 64, {args.steps} steps x {args.reps} reps, device "
-          f"{args.device} ({name or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"digits-mlp, Adam, batch 64, {args.steps} steps x {args.reps} reps, device "
+        f"{args.device} ({name or platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print("| loop | median time per step | ratio to plain loop |")
     print("|---|---|---|")
     for label, values in times.items():
         med = statistics.median(values)
-        print(f"| {label if label == 'plain loop' else 'Runner, ' + label} | "
-              f"{med * 1e6:.1f} µs | {med / base:.3f}× |")
+        print(
+            f"| {label if label == 'plain loop' else 'Runner, ' + label} | "
+            f"{med * 1e6:.1f} µs | {med / base:.3f}× |"
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,14 @@ class PipeSink:
         self._pending: list[tuple[Any, ...]] = []
         self._last_send = 0.0
 
-    def add_run(self, name: str, config: dict[str, Any], outputs: list[Output],
-                parent_run: str = "", fork_step: int = -1) -> None:
+    def add_run(
+        self,
+        name: str,
+        config: dict[str, Any],
+        outputs: list[Output],
+        parent_run: str = "",
+        fork_step: int = -1,
+    ) -> None:
         self.writer.add_run(name, config, outputs, parent_run, fork_step)
         self._pending.append(("add_run", name, config, outputs, parent_run, fork_step))
         self.send()
@@ -62,8 +68,10 @@ class PipeSink:
             self.send()
 
     def progress(self, runner: Runner) -> None:
-        state = {r.name: (r.steps_done, r.last_loss, r.steps_per_second, r.status)
-                 for r in runner.runs.values()}
+        state = {
+            r.name: (r.steps_done, r.last_loss, r.steps_per_second, r.status)
+            for r in runner.runs.values()
+        }
         self._pending.append(("progress", state, runner.step))
         self.send()
 
@@ -91,8 +99,9 @@ class PipeCommands:
         return commands
 
 
-def worker_main(spec_text: str, session_path: str, conn: Connection,
-                start_paused: bool = False) -> None:
+def worker_main(
+    spec_text: str, session_path: str, conn: Connection, start_paused: bool = False
+) -> None:
     """Entry point of the worker process; reports a failure on the pipe instead of raising."""
     try:
         spec = parse_toml(spec_text)
@@ -103,8 +112,13 @@ def worker_main(spec_text: str, session_path: str, conn: Connection,
     try:
         with SessionWriter(session_path, spec.to_toml()) as writer:
             sink = PipeSink(writer, conn)
-            runner.run(sink, commands=PipeCommands(conn), on_progress=sink.progress,
-                       progress_interval=0.1, start_paused=start_paused)
+            runner.run(
+                sink,
+                commands=PipeCommands(conn),
+                on_progress=sink.progress,
+                progress_interval=0.1,
+                start_paused=start_paused,
+            )
             sink.progress(runner)
         conn.send([("done", session_path)])
     except Exception as exc:  # the app shows it; the session file keeps what was written

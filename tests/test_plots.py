@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 from descentlab.app.plots.colors import DARK, LIGHT, run_colors
 from descentlab.app.plots.factory import make_view
 from descentlab.app.plots.layout import SHARPNESS, TOTAL_LAYER, TWO_OVER_LR, PlotGroup, plot_groups
-from descentlab.app.plots.line_plot import ALL_LAYERS, LinePlot, step_line
+from descentlab.app.plots.line_plot import ALL_LAYERS, FAINT, LinePlot, step_line
 from descentlab.app.plots.path_plot import GRID, PathPlot, log_surface
 from descentlab.app.plots.smoothing import EmaSmoother, ema
 from descentlab.app.plots.spectrum_plot import SpectrumPlot, log_spectrum
@@ -232,6 +232,8 @@ def test_line_plot_shows_the_buffers_and_redraws_only_what_changed(
     assert isinstance(view, LinePlot)
     for name, run in trained.runs.items():
         (line,) = view.curve_items(name, "train/loss")
+        assert line.opts["autoDownsample"] and line.opts["downsampleMethod"] == "peak"
+        assert line.opts["clipToView"]
         steps, values = run.series["train/loss"].view()
         np.testing.assert_array_equal(data(line)[0], steps)
         np.testing.assert_array_equal(data(line)[1], values)
@@ -278,7 +280,8 @@ def test_smoothing_draws_the_ema_over_the_faint_raw_curve(qtbot, trained: Sessio
     (faint,) = view.raw_items("adam", "train/loss")
     np.testing.assert_allclose(data(line)[1], reference_ema(values.tolist(), 0.9), rtol=1e-12)
     np.testing.assert_array_equal(data(faint)[1], values)
-    assert faint.isVisible() and faint.opts["pen"].color().alphaF() < 0.5
+    assert faint.isVisible()
+    assert faint.opts["pen"].color() == view.colors.faded("adam", FAINT) != line.opts["pen"].color()
     view.set_smoothing(0.0)
     assert not faint.isVisible()
     np.testing.assert_array_equal(data(line)[1], values)
@@ -286,16 +289,19 @@ def test_smoothing_draws_the_ema_over_the_faint_raw_curve(qtbot, trained: Sessio
 
 def test_log_axes_take_zeros_negatives_and_nans(qtbot) -> None:
     model = hand_made({"a": {}}, [Output("train/loss", "scalar")])
-    model.extend("a", "train/loss", np.arange(6), np.array([0.0, -1.0, 1e-3, np.nan, 10.0, 0.5]))
+    values = [0.0, -1.0, 1e-3, np.nan, 10.0, 0.5]
+    model.extend("a", "train/loss", np.arange(6), np.array(values))
     view = shown(qtbot, make_view(group(model, "train/loss"), model))
     view.set_smoothing(0.5)
     view.log_x.setChecked(True)
     view.log_y.setChecked(True)
     view.refresh()
     assert not view.grab().isNull()  # painted without raising
-    x, y = view.curve_items("a", "train/loss")[0].getData()
+    x, y = view.raw_items("a", "train/loss")[0].getData()
     assert np.isnan(x[0]) and np.isnan(y[0]) and np.isnan(y[1])  # log of 0, −1: gaps
     assert y[4] == pytest.approx(1.0)  # log10 10
+    _, smoothed = view.curve_items("a", "train/loss")[0].getData()
+    assert smoothed[4] == pytest.approx(math.log10(reference_ema(values, 0.5)[4]))
     (x_range, y_range) = view.plot.getViewBox().viewRange()
     assert all(map(math.isfinite, (*x_range, *y_range)))
 
@@ -428,7 +434,7 @@ def test_spectrum_heatmap_is_records_by_singular_values(qtbot, trained: SessionM
     _, values = trained.runs["sgd"].series["spectra/weights/2.weight"].view()
     assert view.image.image.shape == (4, 32)
     np.testing.assert_allclose(view.image.image, log_spectrum(values))
-    x, y = view._latest["sgd"].xData, view._latest["sgd"].yData
+    x, y = data(view.latest_item("sgd"))
     assert x.tolist() == list(range(1, 33))
     np.testing.assert_array_equal(y, values[-1])
 

@@ -15,9 +15,9 @@ from PySide6.QtCore import QSettings
 
 from descentlab.app.main_window import MainWindow
 from descentlab.engine.cli import default_spec_text
+from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
 from descentlab.engine.session.writer import SessionWriter
-from descentlab.engine.runner import Runner
 from descentlab.engine.spec import parse_toml
 
 LONG = """
@@ -40,25 +40,34 @@ top_k = 2
 """
 
 
-@pytest.fixture
-def window(qapp, qtbot, tmp_path: Path) -> Iterator[MainWindow]:  # noqa: ANN001
-    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+@pytest.fixture(scope="module")
+def event_loop(qapp) -> Iterator[qasync.QEventLoop]:
+    """One qasync loop for the module: the window's pipe reader registers on it."""
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def window(event_loop, qtbot, tmp_path: Path) -> Iterator[MainWindow]:
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
     win = MainWindow(sessions_dir=tmp_path / "sessions", confirm_close=False)
     qtbot.addWidget(win)
     win.show()
     yield win
     win.client.stop()
     win.close()
-    asyncio.set_event_loop(None)
 
 
-def _start(window: MainWindow, qtbot, spec: str = LONG) -> None:  # noqa: ANN001
+def _start(window: MainWindow, qtbot, spec: str = LONG) -> None:
     assert window.load_spec_text(spec)
     assert window.start()
-    qtbot.waitUntil(lambda: len(window.model.runs) == 2 and
-                    all(r.step > 5 for r in window.model.runs.values()), timeout=60000)
+    qtbot.waitUntil(
+        lambda: len(window.model.runs) == 2 and all(r.step > 5 for r in window.model.runs.values()),
+        timeout=60000,
+    )
 
 
 def test_window_builds_from_the_default_spec(window: MainWindow) -> None:
@@ -69,7 +78,7 @@ def test_window_builds_from_the_default_spec(window: MainWindow) -> None:
     assert spec.task.id == "digits-mlp"
 
 
-def test_start_pause_step_stop_against_a_real_worker(window: MainWindow, qtbot) -> None:  # noqa: ANN001
+def test_start_pause_step_stop_against_a_real_worker(window: MainWindow, qtbot) -> None:
     _start(window, qtbot)
     window.start_or_pause()  # pause
     assert window.paused
@@ -80,34 +89,38 @@ def test_start_pause_step_stop_against_a_real_worker(window: MainWindow, qtbot) 
     window.step_once()
     qtbot.waitUntil(lambda: window.model.runs["sgd"].step == before + 1, timeout=10000)
     window.stop()
-    qtbot.waitUntil(lambda: all(r.status == "stopped" for r in window.model.runs.values()),
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: all(r.status == "stopped" for r in window.model.runs.values()), timeout=10000
+    )
     with SessionReader(window.client.session_path) as reader:
         assert {r.status for r in reader.runs()} == {"stopped"}
         kinds = {e.kind for e in reader.events("sgd")}
         assert {"pause", "stop", "end"} <= kinds
 
 
-def test_records_reach_the_plots(window: MainWindow, qtbot) -> None:  # noqa: ANN001
+def test_records_reach_the_plots(window: MainWindow, qtbot) -> None:
     _start(window, qtbot)
     qtbot.waitUntil(lambda: "train/loss" in window.views, timeout=10000)
-    qtbot.waitUntil(lambda: window.model.runs["sgd"].series["hessian/top_eigenvalues"].n > 0,
-                    timeout=30000)
-    window._redraw()
+    qtbot.waitUntil(
+        lambda: window.model.runs["sgd"].series["hessian/top_eigenvalues"].n > 0, timeout=30000
+    )
     view = window.views["train/loss"]
+    view.refresh()
     steps, values = window.model.runs["sgd"].series["train/loss"].view()
-    xs, ys = view.curve_data("sgd", "train/loss")
+    xs, ys = view.curve_items("sgd", "train/loss")[0].getOriginalDataset()
     assert len(xs) > 0 and len(xs) <= len(steps)
     np.testing.assert_array_equal(ys, values[: len(ys)])
 
 
-def test_live_lr_change_reaches_the_engine_and_the_session(window: MainWindow, qtbot) -> None:  # noqa: ANN001
+def test_live_lr_change_reaches_the_engine_and_the_session(window: MainWindow, qtbot) -> None:
     _start(window, qtbot)
     window.set_lr("sgd", 0.0005)
-    qtbot.waitUntil(lambda: any(k == "hyper" for _, k, _ in window.model.runs["sgd"].events),
-                    timeout=10000)
-    qtbot.waitUntil(lambda: window.model.runs["sgd"].series["train/lr"].last()[1] == 0.0005,
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: any(k == "hyper" for _, k, _ in window.model.runs["sgd"].events), timeout=10000
+    )
+    qtbot.waitUntil(
+        lambda: window.model.runs["sgd"].series["train/lr"].last()[1] == 0.0005, timeout=10000
+    )
     window.start_or_pause()
     qtbot.wait(300)
     with SessionReader(window.client.session_path) as reader:
@@ -125,12 +138,13 @@ def test_an_invalid_spec_shows_its_message(window: MainWindow) -> None:
 
 
 def test_killing_the_worker_marks_runs_failed_and_the_window_answers(
-    window: MainWindow, qtbot  # noqa: ANN001
+    window: MainWindow, qtbot
 ) -> None:
     _start(window, qtbot)
     os.kill(window.client.process.pid, signal.SIGKILL)
-    qtbot.waitUntil(lambda: all(r.status == "failed" for r in window.model.runs.values()),
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: all(r.status == "failed" for r in window.model.runs.values()), timeout=10000
+    )
     assert "ended unexpectedly" in window.model.runs["sgd"].error
     assert not window.client.running
     with SessionReader(window.client.session_path) as reader:  # still readable
@@ -157,7 +171,7 @@ def test_a_broken_session_file_is_a_message_not_a_crash(window: MainWindow, tmp_
     assert "not an HDF5 file" in window.event_log.item(window.event_log.count() - 1).text()
 
 
-def test_a_live_file_is_followed(window: MainWindow, qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_live_file_is_followed(window: MainWindow, qtbot, tmp_path: Path) -> None:
     spec = parse_toml(LONG.replace("steps = 1000000", "steps = 200"))
     path = tmp_path / "live.h5"
     writer = SessionWriter(path, spec.to_toml(), flush_interval=0.0)

@@ -20,8 +20,10 @@ class EventLog(QListWidget):
         model.cleared.connect(self.clear)
 
     def add_event(self, run: str, step: int, kind: str, detail: str) -> None:
-        self.add_line(f"step {step:>6}  {run}: {kind}" + (f" — {detail}" if detail else ""),
-                      alarming=kind in ALARMING or detail.startswith(("failed", "diverged")))
+        self.add_line(
+            f"step {step:>6}  {run}: {kind}" + (f" — {detail}" if detail else ""),
+            alarming=kind in ALARMING or detail.startswith(("failed", "diverged")),
+        )
 
     def add_line(self, text: str, alarming: bool = False) -> None:
         """A line from the app itself (a worker that died, a file that cannot be read)."""

@@ -48,8 +48,10 @@ class RunTable(QTableWidget):
         self.colors = colors
         self._extra: list[str] = []
         self._updating = False
-        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                             | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -77,9 +79,13 @@ class RunTable(QTableWidget):
             lr = self._lr(run)
             flat = hyperparameters(run)
             cells = [
-                run.name, run.config.get("optimizer", {}).get("id", "?"),
-                run.status + (f": {run.error}" if run.error else ""), str(run.step),
-                _num(run.last_loss), f"{run.steps_per_second:.1f}", _num(lr),
+                run.name,
+                run.config.get("optimizer", {}).get("id", "?"),
+                run.status + (f": {run.error}" if run.error else ""),
+                str(run.step),
+                _num(run.last_loss),
+                f"{run.steps_per_second:.1f}",
+                _num(lr),
                 *[_value(flat.get(k)) for k in self._extra],
             ]
             for col, text in enumerate(cells):
@@ -87,8 +93,11 @@ class RunTable(QTableWidget):
                 if item is None:
                     item = QTableWidgetItem()
                     self.setItem(row, col, item)
-                if self.state() == QAbstractItemView.State.EditingState and \
-                        self.currentRow() == row and self.currentColumn() == col:
+                if (
+                    self.state() == QAbstractItemView.State.EditingState
+                    and self.currentRow() == row
+                    and self.currentColumn() == col
+                ):
                     continue
                 if item.text() != text:
                     item.setText(text)
@@ -116,7 +125,8 @@ class RunTable(QTableWidget):
         if not math.isfinite(value) or value <= 0:
             self.refresh()  # put the current value back; the status bar says why
             self.window().statusBar().showMessage(
-                f"learning rate {item.text()!r} is not a positive number", 5000)
+                f"learning rate {item.text()!r} is not a positive number", 5000
+            )
             return
         self.lrEdited.emit(name, value)
 

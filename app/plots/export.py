@@ -73,10 +73,10 @@ def save_svg(item: pg.GraphicsObject | pg.GraphicsScene, path: str | Path) -> No
 def _svg_closed_paths_tolerated() -> Iterator[None]:
     """Let pyqtgraph 0.14.0's SVG exporter read the closed paths recent Qt writes.
 
-    Qt ≥ 6.9 ends closed paths (every ViewBox outline) with " Z", which the exporter's
+    The Qt in use ends closed paths (every ViewBox outline) with " Z", which the exporter's
     coordinate parser cannot split, so every plot export raised ValueError (pyqtgraph issue
-    #3495, fixed upstream by PR #3458). The close command is dropped before parsing: the
-    paths in question are rectangles whose last point already equals their first.
+    #3495, fixed upstream by PR #3458, after 0.14.0). The close command is dropped before
+    parsing: the paths in question are rectangles whose last point already equals their first.
     """
     module: Any = importlib.import_module("pyqtgraph.exporters.SVGExporter")
     original = module.correctCoordinates

@@ -78,7 +78,9 @@ class PlotGroup:
     layers: tuple[str, ...] = ()
     reference: str = ""
     log_y: bool = False
-    """Suggested initial y scale: losses span decades, most other figures do not."""
+    """Suggested initial y scale: losses span decades; on the sharpness plot λmax, 2/η and the
+    preconditioned threshold can be orders of magnitude apart, and the log scale shows λ/(2/η)
+    as a distance."""
 
     def series_for(self, layer: str) -> str:
         return self.series[self.layers.index(layer)]
@@ -139,7 +141,7 @@ def plot_groups(outputs: Iterable[Output]) -> list[PlotGroup]:
                     "lines",
                     series,
                     reference=reference,
-                    log_y=family.endswith("loss"),
+                    log_y=family.endswith("loss") or family == SHARPNESS,
                 )
             )
     groups.sort(key=lambda g: _rank(g.key))  # stable: first appearance within a section

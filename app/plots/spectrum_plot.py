@@ -106,6 +106,10 @@ class SpectrumPlot(QWidget):
         """The series of the selected layer."""
         return self.group.series_for(self.layer_box.currentText())
 
+    def latest_item(self, run: str) -> pg.PlotDataItem:
+        """The line of the run's latest spectrum (σᵢ against i)."""
+        return self._latest[run]
+
     def set_step_limit(self, step: int | None) -> None:
         """Show the spectra up to `step` only (replay), or all of them again with None."""
         self._step_limit = step
