@@ -265,7 +265,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             with SessionReader(path) as reader:
-                        self.model.load(reader)
+                self.model.load(reader)
         except SessionError as exc:
             self._message(str(exc), alarming=True)
             return False
@@ -326,13 +326,7 @@ class MainWindow(QMainWindow):
             dock = QDockWidget(group.title, self.plot_area)
             dock.setObjectName(f"plot:{group.key}")
             dock.setWidget(view)
-            area = Qt.DockWidgetArea.TopDockWidgetArea
-            previous = list(self.docks.values())
-            self.plot_area.addDockWidget(area, dock)
-            if len(previous) % 2 == 1:
-                self.plot_area.splitDockWidget(previous[-1], dock, Qt.Orientation.Horizontal)
-            elif len(previous) >= 4:
-                self.plot_area.tabifyDockWidget(previous[len(previous) % 4], dock)
+            self._place(dock)
             self.views[group.key] = view
             self.docks[group.key] = dock
         if self.docks:
@@ -340,6 +334,20 @@ class MainWindow(QMainWindow):
             state = self.settings.value("plot_state")
             if isinstance(state, QByteArray):
                 self.plot_area.restoreState(state)
+
+    def _place(self, dock: QDockWidget) -> None:
+        """A 2×2 grid of plots (the first four, in order of importance); later ones become tabs
+        of the four slots in turn, so the window stays readable however many diagnostics run."""
+        slots = list(self.docks.values())
+        n = len(slots)
+        self.plot_area.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, dock)
+        if n == 1:
+            self.plot_area.splitDockWidget(slots[0], dock, Qt.Orientation.Horizontal)
+        elif n in (2, 3):
+            self.plot_area.splitDockWidget(slots[n - 2], dock, Qt.Orientation.Vertical)
+        elif n >= 4:
+            self.plot_area.tabifyDockWidget(slots[(n - 4) % 4], dock)
+            slots[(n - 4) % 4].raise_()
 
     def _clear_plots(self) -> None:
         for dock in self.docks.values():

@@ -141,6 +141,7 @@ def test_killing_the_worker_marks_runs_failed_and_the_window_answers(
     window: MainWindow, qtbot
 ) -> None:
     _start(window, qtbot)
+    qtbot.wait(1200)  # a killed writer loses at most the last flush interval (0.5 s)
     os.kill(window.client.process.pid, signal.SIGKILL)
     qtbot.waitUntil(
         lambda: all(r.status == "failed" for r in window.model.runs.values()), timeout=10000

@@ -1,6 +1,7 @@
 """The run table: one row per run with status, step, loss, speed and what sets it apart.
 
-Only the hyperparameters that differ between runs get a column: that is what a race compares.
+The last column lists each run's values of the settings that differ between runs: that is
+what a race compares.
 The learning-rate cell is editable while the run is live; an edit becomes a `SetHyper` command.
 """
 
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from descentlab.app.session_model import RunModel, SessionModel
 
-FIXED = ("run", "optimizer", "status", "step", "loss", "steps/s", "lr")
+FIXED = ("run", "optimizer", "status", "step", "loss", "steps/s", "lr", "differs in")
 LR_COLUMN = FIXED.index("lr")
 
 
@@ -64,10 +65,8 @@ class RunTable(QTableWidget):
     def rebuild(self) -> None:
         runs = list(self.model.runs.values())
         self._extra = differing(runs)
-        headers = [*FIXED, *self._extra]
         self._updating = True
-        self.setColumnCount(len(headers))
-        self.setHorizontalHeaderLabels(headers)
+        self.setHorizontalHeaderLabels(FIXED)
         self.setRowCount(len(runs))
         self._updating = False
         self.refresh()
