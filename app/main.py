@@ -14,9 +14,15 @@ from descentlab.app.main_window import MainWindow
 
 
 def run_app(
-    path: str | None, default_spec: str, screenshot: str | None = None, after: float = 5.0
+    path: str | None,
+    default_spec: str,
+    screenshot: str | None = None,
+    after: float = 5.0,
+    theme: str | None = None,
 ) -> int:
     """Open the window on `path` (a spec or a session) or on the default experiment.
+
+    `theme` ("light" or "dark") replaces the remembered one.
 
     With `screenshot`, the experiment starts at once (a session is just shown), the whole window
     is saved to that file after `after` seconds, the worker is stopped and the app exits 0.
@@ -26,6 +32,8 @@ def run_app(
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = MainWindow(confirm_close=screenshot is None)
+    if theme is not None and (theme == "dark") != window.dark:
+        window.toggle_theme()
     opened = window.open_path(path) if path else window.load_spec_text(default_spec, "default")
     window.show()
     if screenshot is not None:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from descentlab.app.engine_client import EngineClient
 from descentlab.app.panels.event_log import EventLog
 from descentlab.app.panels.experiment import ExperimentPanel
+from descentlab.app.panels.live_hyper import LiveHyperDialog
 from descentlab.app.panels.run_table import RunTable
 from descentlab.app.plots.colors import run_colors
 from descentlab.app.plots.factory import make_view
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self._follow: Path | None = None
         self._follow_idle = 0
+        self._live: dict[str, dict[str, object]] = {}  # values changed live, per run
 
         self.plot_area = QMainWindow()
         self.plot_area.setDockOptions(
@@ -108,6 +110,7 @@ class MainWindow(QMainWindow):
         self.model.runAdded.connect(lambda _: self._sync_plots())
         self.model.cleared.connect(self._clear_plots)
         self.run_table.lrEdited.connect(self.set_lr)
+        self.run_table.hyperRequested.connect(self.edit_hyperparameters)
         self.client.progress.connect(self._progress)
         self.client.finished.connect(self._finished)
         self.client.failed.connect(self._failed)
@@ -222,6 +225,7 @@ class MainWindow(QMainWindow):
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = self.sessions_dir / f"{spec.name}-{stamp}.h5"
+        self._live.clear()
         self.client.start(spec.to_toml(), str(path), start_paused=start_paused)
         self.paused = start_paused
         self.setWindowTitle(f"Descent Lab — {spec.name}")
@@ -241,8 +245,24 @@ class MainWindow(QMainWindow):
 
     def set_lr(self, run: str, value: float) -> None:
         """A live learning-rate edit from the run table, sent to the worker."""
-        self.client.send(SetHyper(run, "lr", value))
-        self._message(f"{run}: learning rate set to {value:g}")
+        self.send_hyperparameters(run, {"lr": value})
+
+    def edit_hyperparameters(self, run: str) -> None:
+        """The live-edit dialog for one run; every changed value is sent as a command."""
+        model = self.model.runs[run]
+        optimizer = dict(model.config.get("optimizer", {}))
+        optimizer.update(self._live.get(run, {}))
+        dialog = LiveHyperDialog(run, optimizer.pop("id"), optimizer, self)
+        if dialog.exec() != LiveHyperDialog.DialogCode.Accepted:
+            return
+        self.send_hyperparameters(run, dialog.changes())
+
+    def send_hyperparameters(self, run: str, changes: dict[str, object]) -> None:
+        for name, value in changes.items():
+            self.client.send(SetHyper(run, name, value))
+            self._live.setdefault(run, {})[name] = value
+        if changes:
+            self._message(f"{run}: sent " + ", ".join(f"{k}={v}" for k, v in changes.items()))
 
     # -- files ----------------------------------------------------------------------------
 

@@ -231,10 +231,11 @@ def _parser() -> argparse.ArgumentParser:
             help="run, save a picture of the window to FILE after --after seconds, and exit",
         )
         p.add_argument("--after", type=float, default=5.0, metavar="SECONDS")
+        p.add_argument("--theme", choices=("light", "dark"), help="colour theme (remembered)")
     return parser
 
 
-def cmd_gui(path: str | None, screenshot: str | None, after: float) -> int:
+def cmd_gui(path: str | None, screenshot: str | None, after: float, theme: str | None) -> int:
     """Open the window; a machine without a display gets a message instead of a Qt abort."""
     headless = sys.platform.startswith("linux") and not any(
         os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
@@ -249,7 +250,7 @@ def cmd_gui(path: str | None, screenshot: str | None, after: float) -> int:
         raise UserError(f"{path}: no such file")
     from descentlab.app.main import run_app  # Qt is imported only for the window
 
-    return run_app(path, default_spec_text(), screenshot, after)
+    return run_app(path, default_spec_text(), screenshot, after, theme)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args.session, args.csv)
         if args.command == "list":
             return cmd_list(args.kind)
-        return cmd_gui(getattr(args, "path", None), args.screenshot, args.after)
+        return cmd_gui(getattr(args, "path", None), args.screenshot, args.after, args.theme)
     except (SpecError, SessionError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -172,6 +172,7 @@ class Runner:
         self.sink: Sink | None = None
         self.runs: dict[str, RunState] = {}
         self._pending_errors: list[tuple[str, str]] = []
+        self._running = 0  # runs still training; the loop ends when none is left
         problems = Problems()
         for i, run_spec in enumerate(spec.runs):
             try:
@@ -180,6 +181,7 @@ class Runner:
                 problems.add(f"runs[{i}].optimizer ({run_spec.optimizer.id})", str(exc))
         if problems:
             raise SpecError(problems.items)
+        self._running = len(self.runs)
 
     # -- building -------------------------------------------------------------------------
 
@@ -274,7 +276,7 @@ class Runner:
             sink.event(run_name, 0, "diagnostic_error", message)
         self._pending_errors.clear()
         next_progress = 0.0
-        while not self.stopped and self.step < self.spec.steps and self._active():
+        while not self.stopped and self.step < self.spec.steps and self._running:
             if commands is not None:
                 self._commands(commands)
                 if self.stopped:
@@ -299,9 +301,6 @@ class Runner:
         if on_progress is not None:
             on_progress(self)
 
-    def _active(self) -> bool:
-        return any(r.status == "running" for r in self.runs.values())
-
     def _finish(self) -> None:
         assert self.sink is not None
         final = "stopped" if self.stopped else "finished"
@@ -317,6 +316,7 @@ class Runner:
         assert self.sink is not None
         run.status, run.error = status, error
         run.previous = None
+        self._running -= 1
         self.sink.end_run(run.name, status, self.step, error)
 
     def _train_step(self, run: RunState, batch: Batch) -> None:
@@ -354,7 +354,7 @@ class Runner:
             return
         run.steps_done += 1
         run.seconds += time.perf_counter() - started
-        if run.steps_done % 16 == 0 and not _finite(run.named.values()):
+        if run.steps_done % 64 == 0 and not _finite(list(run.named.values())):
             sink.event(run.name, step + 1, "diverged", "parameters hold NaN or inf")
             self._end(run, "diverged")
 
@@ -400,7 +400,12 @@ class Runner:
     def _update(self, run: RunState) -> dict[str, Tensor] | None:
         if run.previous is None:
             return None
-        return {k: p.detach() - run.previous[k] for k, p in run.named.items()}
+        names = list(run.named)
+        with torch.no_grad():
+            deltas = torch._foreach_sub(
+                [run.named[k] for k in names], [run.previous[k] for k in names]
+            )
+        return dict(zip(names, deltas, strict=True))
 
     def _compute(
         self, run: RunState, dspec: DiagnosticSpec, diag: Diagnostic, ctx: StepContext
@@ -541,6 +546,7 @@ class Runner:
             child.base_lrs = [g.get("lr", 0.0) for g in child.optimizer.param_groups]
         child.parent, child.fork_step = parent.name, self.step
         self.runs[child.name] = child
+        self._running += 1
         self.sink.add_run(child.name, self._config(child), child.outputs, parent.name, self.step)
         self.sink.start_live()
         self.sink.event(parent.name, self.step, "fork", f"forked as {child.name}")
@@ -549,8 +555,10 @@ class Runner:
         )
 
 
-def _finite(params: Any) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in params)
+def _finite(params: list[Tensor]) -> bool:
+    """Whether every parameter is finite, in one fused call: a norm is NaN/inf if any entry is."""
+    with torch.no_grad():
+        return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
 
 
 def _like(old: Any, new: Any, name: str) -> Any:

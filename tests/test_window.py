@@ -14,6 +14,7 @@ import qasync
 from PySide6.QtCore import QSettings
 
 from descentlab.app.main_window import MainWindow
+from descentlab.app.panels.live_hyper import LiveHyperDialog
 from descentlab.engine.cli import default_spec_text
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
@@ -129,6 +130,19 @@ def test_live_lr_change_reaches_the_engine_and_the_session(window: MainWindow, q
         steps, lrs = reader.read("sgd", "train/lr")
         assert set(lrs[steps < events[0].step]) == {0.001}
         assert set(lrs[steps >= events[0].step]) == {0.0005}
+
+
+def test_other_hyperparameters_change_live(window: MainWindow, qtbot) -> None:
+    _start(window, qtbot)
+    dialog = LiveHyperDialog("sgd", "sgd", window.model.runs["sgd"].config["optimizer"])
+    dialog.form.set_values({**dialog.current, "momentum": 0.5})
+    assert dialog.changes() == {"momentum": 0.5}
+    window.send_hyperparameters("sgd", dialog.changes())
+    qtbot.waitUntil(
+        lambda: ("hyper", "momentum: 0.0 -> 0.5")
+        in [(k, d) for _, k, d in window.model.runs["sgd"].events],
+        timeout=10000,
+    )
 
 
 def test_an_invalid_spec_shows_its_message(window: MainWindow) -> None:

@@ -10,9 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QMenu,
+    QTableWidget,
+    QTableWidgetItem,
+)
 
 from descentlab.app.session_model import RunModel, SessionModel
 
@@ -42,6 +48,7 @@ class RunTable(QTableWidget):
     """Live table of runs; `lrEdited(run, value)` when the user edits a learning rate."""
 
     lrEdited = Signal(str, float)
+    hyperRequested = Signal(str)
 
     def __init__(self, model: SessionModel, colors: Any) -> None:
         super().__init__(0, len(FIXED))
@@ -57,6 +64,8 @@ class RunTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.itemChanged.connect(self._edited)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
         model.runAdded.connect(lambda _: self.rebuild())
         model.cleared.connect(self.rebuild)
         model.statusChanged.connect(lambda _: self.refresh())
@@ -107,6 +116,17 @@ class RunTable(QTableWidget):
             swatch.setForeground(QBrush(QColor(self.colors.color(run.name))))
             swatch.setToolTip(run.error or run.status)
         self._updating = False
+
+    def _menu(self, position: QPoint) -> None:
+        row = self.rowAt(position.y())
+        if row < 0:
+            return
+        run = list(self.model.runs.values())[row]
+        menu = QMenu(self)
+        action = menu.addAction("Edit hyperparameters live…")
+        action.setEnabled(run.status == "running")
+        action.triggered.connect(lambda: self.hyperRequested.emit(run.name))
+        menu.exec(self.viewport().mapToGlobal(position))
 
     def _lr(self, run: RunModel) -> float:
         buf = run.series.get("train/lr")
