@@ -13,10 +13,14 @@ steps_per_second, status)}, step)`, `("done", "")`, `("failed", message)`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
+
+import torch
 
 from descentlab.engine.commands import Command, Stop
 from descentlab.engine.plugin import Output
@@ -102,7 +106,15 @@ class PipeCommands:
 def worker_main(
     spec_text: str, session_path: str, conn: Connection, start_paused: bool = False
 ) -> None:
-    """Entry point of the worker process; reports a failure on the pipe instead of raising."""
+    """Entry point of the worker process; reports a failure on the pipe instead of raising.
+
+    The worker yields the CPU to the window: a lower scheduling priority, and one core fewer
+    than the machine has for torch's threads, so that training flat out never makes the
+    window stutter (see `benchmarks/gui_latency.py`).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(5)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1)))
     try:
         spec = parse_toml(spec_text)
         runner = Runner(spec)

@@ -139,8 +139,10 @@ def test_other_hyperparameters_change_live(window: MainWindow, qtbot) -> None:
     assert dialog.changes() == {"momentum": 0.5}
     window.send_hyperparameters("sgd", dialog.changes())
     qtbot.waitUntil(
-        lambda: ("hyper", "momentum: 0.0 -> 0.5")
-        in [(k, d) for _, k, d in window.model.runs["sgd"].events],
+        lambda: (
+            ("hyper", "momentum: 0.0 -> 0.5")
+            in [(k, d) for _, k, d in window.model.runs["sgd"].events]
+        ),
         timeout=10000,
     )
 
@@ -208,3 +210,27 @@ def test_a_live_file_is_followed(window: MainWindow, qtbot, tmp_path: Path) -> N
     writer.close()
     qtbot.waitUntil(lambda: window._follow is None, timeout=5000)
     assert window.model.runs["sgd"].status == "finished"
+
+
+def test_run_table_lists_what_differs(qtbot) -> None:
+    from descentlab.app.panels.run_table import RunTable
+    from descentlab.app.plots.colors import run_colors
+    from descentlab.app.session_model import SessionModel
+    from descentlab.engine.plugin import Output
+
+    model = SessionModel()
+    table = RunTable(model, run_colors(model))
+    qtbot.addWidget(table)
+    loss = [Output("train/loss", "scalar")]
+    model.add_run("a", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.9}}, loss)
+    model.add_run("b", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.0}}, loss)
+    model.extend("a", "train/loss", np.arange(3), np.array([3.0, 2.0, 1.5]))
+    table.refresh()
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers[-1] == "differs in"
+    assert [table.item(r, headers.index("differs in")).text() for r in range(2)] == [
+        "momentum=0.9",
+        "momentum=0",
+    ]
+    assert table.item(0, headers.index("step")).text() == "3"
+    assert table.item(0, headers.index("loss")).text() == "1.5"

@@ -94,12 +94,16 @@ class RunTable(QTableWidget):
                 _num(run.last_loss),
                 f"{run.steps_per_second:.1f}",
                 _num(lr),
-                *[_value(flat.get(k)) for k in self._extra],
+                "  ".join(
+                    f"{k.split('.', 1)[1]}={_value(flat[k])}"
+                    for k in self._extra
+                    if k in flat and k not in ("optimizer.id", "optimizer.lr")
+                ),
             ]
             for col, text in enumerate(cells):
                 item = self.item(row, col)
                 if item is None:
-                    item = QTableWidgetItem()
+                    item = QTableWidgetItem(text)
                     self.setItem(row, col, item)
                 if (
                     self.state() == QAbstractItemView.State.EditingState
@@ -111,7 +115,9 @@ class RunTable(QTableWidget):
                     item.setText(text)
                 editable = col == LR_COLUMN and run.status == "running"
                 flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-                item.setFlags(flags | Qt.ItemFlag.ItemIsEditable if editable else flags)
+                flags = flags | Qt.ItemFlag.ItemIsEditable if editable else flags
+                if item.flags() != flags:
+                    item.setFlags(flags)
             swatch = self.item(row, 0)
             swatch.setForeground(QBrush(QColor(self.colors.color(run.name))))
             swatch.setToolTip(run.error or run.status)
