@@ -56,13 +56,21 @@ class MainWindow(QMainWindow):
     Args:
         sessions_dir: where the sessions of experiments started here are written.
         confirm_close: ask before closing while training (off in tests and screenshots).
+        remember_layout: restore and save the arrangement of docks (off for screenshots, so
+            that pictures show the default layout whatever the user arranged).
     """
 
-    def __init__(self, sessions_dir: Path | None = None, confirm_close: bool = True) -> None:
+    def __init__(
+        self,
+        sessions_dir: Path | None = None,
+        confirm_close: bool = True,
+        remember_layout: bool = True,
+    ) -> None:
         super().__init__()
         self.setWindowTitle("Descent Lab")
         self.sessions_dir = sessions_dir or Path.cwd() / "sessions"
         self.confirm_close = confirm_close
+        self.remember_layout = remember_layout
         self.settings = QSettings("descentlab", "Descent Lab")
         self.dark = self.settings.value("theme", "light") == "dark"
         apply_theme(QApplication.instance(), self.dark)
@@ -125,7 +133,7 @@ class MainWindow(QMainWindow):
         self.slow.start()
 
         self.resize(1500, 950)
-        state = self.settings.value("window_state")
+        state = self.settings.value("window_state") if remember_layout else None
         if isinstance(state, QByteArray):
             self.restoreState(state)
         self._update_controls()
@@ -351,7 +359,7 @@ class MainWindow(QMainWindow):
             self.docks[group.key] = dock
         if self.docks:
             self.placeholder.hide()
-            state = self.settings.value("plot_state")
+            state = self.settings.value("plot_state") if self.remember_layout else None
             if isinstance(state, QByteArray):
                 self.plot_area.restoreState(state)
 
@@ -467,9 +475,10 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.client.stop()
-        self.settings.setValue("window_state", self.saveState())
-        if self.docks:
-            self.settings.setValue("plot_state", self.plot_area.saveState())
+        if self.remember_layout:
+            self.settings.setValue("window_state", self.saveState())
+            if self.docks:
+                self.settings.setValue("plot_state", self.plot_area.saveState())
         event.accept()
 
 

@@ -29,6 +29,12 @@ def apply_theme(app: QApplication, dark: bool) -> None:
     if dark:
         for role, colour in _DARK.items():
             palette.setColor(role, QColor(colour))
+        for role in (
+            QPalette.ColorRole.WindowText,
+            QPalette.ColorRole.Text,
+            QPalette.ColorRole.ButtonText,
+        ):
+            palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7078"))
     app.setPalette(palette)
     pg.setConfigOption("background", "#17181a" if dark else "w")
     pg.setConfigOption("foreground", "#d0d3d8" if dark else "#303030")

@@ -94,7 +94,7 @@ def test_round_trip_reads_back_everything(tmp_path: Path) -> None:
         assert attrs["app_version"] == version("descentlab")
         assert datetime.fromisoformat(attrs["created"]).tzinfo is not None
         assert r.spec_text == SPEC_TEXT
-        assert r.run_names() == ["adam", "bad", "sgd"]
+        assert r.run_names() == ["adam", "sgd", "bad"]  # creation order
 
         adam = r.run("adam")
         assert adam.status == "finished"

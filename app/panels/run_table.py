@@ -92,7 +92,7 @@ class RunTable(QTableWidget):
                 run.status + (f": {run.error}" if run.error else ""),
                 str(run.step),
                 _num(run.last_loss),
-                f"{run.steps_per_second:.1f}",
+                f"{run.steps_per_second:.1f}" if run.steps_per_second else "-",
                 _num(lr),
                 "  ".join(
                     f"{k.split('.', 1)[1]}={_value(flat[k])}"

@@ -167,12 +167,17 @@ class LinePlot(QWidget):
             layers.append(ALL_LAYERS)
         self.layer_box.addItems(layers)
         self.layer_box.setVisible(bool(layers))
+        self.layer_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.layer_box.setMinimumContentsLength(8)
         self.layer_box.currentTextChanged.connect(self._rebuild)
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0, SMOOTHING_STEPS - 1)
         self.smoothing.setToolTip("EMA weight β of the debiased smoothing (0: raw records)")
-        self.smoothing.setFixedWidth(120)
+        self.smoothing.setMinimumWidth(40)
+        self.smoothing.setMaximumWidth(120)
         self._smoothing_label = QLabel()
         self.smoothing.valueChanged.connect(self._smoothing_moved)
 
@@ -190,9 +195,9 @@ class LinePlot(QWidget):
 
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
-        bar.setSpacing(8)
+        bar.setSpacing(6)
         bar.addWidget(self.layer_box)
-        bar.addWidget(QLabel("smoothing"))
+        bar.addWidget(QLabel("EMA"))
         bar.addWidget(self.smoothing)
         bar.addWidget(self._smoothing_label)
         bar.addWidget(self.grid)

@@ -278,7 +278,7 @@ class SessionReader:
                     )
 
             self._file["runs"][run]["series"].visititems(visit)
-            return sorted(names)
+            return names  # in the order the writer created them
 
         return self._guard(f"cannot list the series of run {run!r}", walk)
 

@@ -61,7 +61,9 @@ class SessionWriter:
         attrs["created"] = now_iso()
         attrs["app_version"] = app_version()
         attrs["spec"] = spec_text
-        self._file.create_group("runs")
+        # creation order, not HDF5's default alphabetical order: runs keep the order (and so
+        # the colours) they had live, and series the order their diagnostics declared them
+        self._file.create_group("runs", track_order=True)
         self._live = False
         self._buffers: dict[tuple[str, str], tuple[list[int], list[Any]]] = defaultdict(
             lambda: ([], [])
@@ -84,7 +86,7 @@ class SessionWriter:
         """Create a run with every series it will write; records can be appended from now on."""
         if self._live:
             self._leave_swmr()
-        run = self._file["runs"].create_group(name)
+        run = self._file["runs"].create_group(name, track_order=True)
         run.attrs.update(
             config=json.dumps(config),
             status="running",
@@ -95,13 +97,16 @@ class SessionWriter:
             error="",
         )
         run.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(64,))
-        series = run.create_group("series")
+        series = run.create_group("series", track_order=True)
         for out in outputs:
             self._create_series(series, out)
         self._declared[name] = {o.name for o in outputs}
 
     def _create_series(self, series: h5py.Group, out: Output) -> None:
-        group = series.create_group(out.name)
+        parent = series
+        for part in out.name.split("/")[:-1]:
+            parent = parent[part] if part in parent else parent.create_group(part, track_order=True)
+        group = parent.create_group(out.name.rsplit("/", 1)[-1])
         group.create_dataset(
             "step", shape=(0,), maxshape=(None,), dtype="<i8", chunks=(CHUNK_ROWS,)
         )
