@@ -172,7 +172,10 @@ class MainWindow(QMainWindow):
             "Save session…", "Ctrl+Shift+S", self.save_session_dialog, "copy the session file"
         )
         self.act_theme = self._action(
-            "Dark theme", "Ctrl+T", self.toggle_theme, "light / dark theme"
+            "Light theme" if self.dark else "Dark theme",
+            "Ctrl+T",
+            self.toggle_theme,
+            "light / dark theme",
         )
         self.act_help = self._action("Help", "F1", self.show_help, "keyboard shortcuts")
         toolbar = self.addToolBar("Controls")

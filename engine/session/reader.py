@@ -265,20 +265,26 @@ class SessionReader:
         def walk() -> list[str]:
             names: list[str] = []
 
-            def visit(name: str, obj: Any) -> None:
-                if not isinstance(obj, h5py.Group):
-                    return
-                missing = [k for k in ("step", "value") if k not in obj]
-                if not missing:
-                    names.append(name)
-                elif len(missing) == 1 or "kind" in obj.attrs:  # a series, not a name prefix
-                    raise SessionError(
-                        f"{self.path}: corrupt session: series {name!r} of run {run!r} has no "
-                        f"{' and no '.join(map(repr, missing))} dataset"
-                    )
+            def visit(prefix: str, group: h5py.Group) -> None:
+                # keys() follows the writer's creation order; visititems() would sort by name
+                for key in group:
+                    obj = group[key]
+                    if not isinstance(obj, h5py.Group):
+                        continue
+                    name = prefix + key
+                    missing = [k for k in ("step", "value") if k not in obj]
+                    if not missing:
+                        names.append(name)
+                    elif len(missing) == 1 or "kind" in obj.attrs:  # a series, not a prefix
+                        raise SessionError(
+                            f"{self.path}: corrupt session: series {name!r} of run {run!r} has "
+                            f"no {' and no '.join(map(repr, missing))} dataset"
+                        )
+                    else:
+                        visit(name + "/", obj)
 
-            self._file["runs"][run]["series"].visititems(visit)
-            return names  # in the order the writer created them
+            visit("", self._file["runs"][run]["series"])
+            return names
 
         return self._guard(f"cannot list the series of run {run!r}", walk)
 
