@@ -47,8 +47,12 @@ class SeriesBuffer:
         self.n += k
         self.version += 1
 
-    def view(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.steps[: self.n], self.values[: self.n]
+    def view(self, until: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and values, all of them or those at steps ≤ `until` (replay up to a step)."""
+        n = self.n
+        if until is not None:
+            n = int(np.searchsorted(self.steps[:n], until, side="right"))
+        return self.steps[:n], self.values[:n]
 
     def last(self) -> tuple[int, Any] | None:
         return (int(self.steps[self.n - 1]), self.values[self.n - 1]) if self.n else None

@@ -279,15 +279,8 @@ class LinePlot(QWidget):
         super().showEvent(event)
         self.refresh()
 
-    def _limited(self, buffer: SeriesBuffer) -> tuple[np.ndarray, np.ndarray]:
-        steps, values = buffer.view()
-        if self._step_limit is not None:
-            n = int(np.searchsorted(steps, self._step_limit, side="right"))
-            steps, values = steps[:n], values[:n]
-        return steps, values
-
     def _draw(self, curve: _Curve) -> None:
-        steps, values = self._limited(curve.buffer)
+        steps, values = curve.buffer.view(self._step_limit)
         smoothed = curve.smoother.update(values) if curve.smoother is not None else None
         for j, (line, faint) in enumerate(zip(curve.lines, curve.faint, strict=True)):
             raw = values if values.ndim == 1 else values[:, j]
@@ -299,7 +292,7 @@ class LinePlot(QWidget):
         curve.drawn = curve.buffer.version
 
     def _draw_reference(self, ref: _Reference) -> None:
-        steps, two_over_lr = self._limited(ref.buffer)
+        steps, two_over_lr = ref.buffer.view(self._step_limit)
         ref.eta.setData(*step_line(steps, two_over_lr))
         if ref.threshold is not None:
             ref.threshold.setData(*step_line(steps, ref.factor * two_over_lr))
@@ -442,7 +435,9 @@ class LinePlot(QWidget):
         """Every drawn series' raw records (and the reference series'), up to the step limit."""
         rows = []
         for curve in self._curves.values():
-            rows.append(series_rows(curve.run, curve.series, *self._limited(curve.buffer)))
+            rows.append(series_rows(curve.run, curve.series, *curve.buffer.view(self._step_limit)))
         for ref in self._references.values():
-            rows.append(series_rows(ref.run, self.group.reference, *self._limited(ref.buffer)))
+            rows.append(
+                series_rows(ref.run, self.group.reference, *ref.buffer.view(self._step_limit))
+            )
         write_csv(path, (row for part in rows for row in part))

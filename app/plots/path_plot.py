@@ -166,10 +166,7 @@ class PathPlot(QWidget):
         self.refresh()
 
     def _limited(self, buffer: SeriesBuffer) -> np.ndarray:
-        steps, values = buffer.view()
-        if self._step_limit is not None:
-            values = values[: int(np.searchsorted(steps, self._step_limit, side="right"))]
-        return values
+        return buffer.view(self._step_limit)[1]
 
     def _add_path(self, run: str, buffer: SeriesBuffer) -> None:
         line = pg.PlotDataItem(name=run)

@@ -136,15 +136,8 @@ class SpectrumPlot(QWidget):
         super().showEvent(event)
         self.refresh()
 
-    def _limited(self, buffer: SeriesBuffer) -> tuple[np.ndarray, np.ndarray]:
-        steps, values = buffer.view()
-        if self._step_limit is not None:
-            n = int(np.searchsorted(steps, self._step_limit, side="right"))
-            steps, values = steps[:n], values[:n]
-        return steps, values
-
     def _draw_heatmap(self, buffer: SeriesBuffer) -> None:
-        steps, values = self._limited(buffer)
+        steps, values = buffer.view(self._step_limit)
         self._heatmap_drawn = (buffer, buffer.version)
         if len(steps) == 0:
             self.image.clear()
@@ -165,7 +158,7 @@ class SpectrumPlot(QWidget):
             item = self._latest[run] = pg.PlotDataItem(name=run, symbol="o", symbolSize=4)
             self.latest_plot.addItem(item)
             self._style_latest(run, item)
-        steps, values = self._limited(buffer)
+        steps, values = buffer.view(self._step_limit)
         if len(steps):
             item.setData(np.arange(1, values.shape[1] + 1), values[-1])
         else:
@@ -225,7 +218,7 @@ class SpectrumPlot(QWidget):
         """The selected layer's singular values of every run, as `name[i]` per index."""
         name = self.series
         rows = [
-            series_rows(run_name, name, *self._limited(run.series[name]))
+            series_rows(run_name, name, *run.series[name].view(self._step_limit))
             for run_name, run in self.model.runs.items()
             if name in run.series
         ]
