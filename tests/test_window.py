@@ -234,3 +234,20 @@ def test_run_table_lists_what_differs(qtbot) -> None:
     ]
     assert table.item(0, headers.index("step")).text() == "3"
     assert table.item(0, headers.index("loss")).text() == "1.5"
+
+
+def test_closing_while_training_asks_first(window: MainWindow, qtbot, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    _start(window, qtbot)
+    window.confirm_close = True
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: answers.pop(0))
+    window.close()
+    assert window.isVisible() and window.client.running  # "No": nothing stops
+    process = window.client.process
+    window.close()
+    assert not window.isVisible()
+    assert not process.is_alive()  # "Yes": the engine is gone with the window
+    with SessionReader(window.client.session_path) as reader:
+        assert {r.status for r in reader.runs()} == {"stopped"}
