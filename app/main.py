@@ -31,9 +31,9 @@ def run_app(
     app.setApplicationName("Descent Lab")
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow(confirm_close=screenshot is None, remember_layout=screenshot is None)
-    if theme is not None and (theme == "dark") != window.dark:
-        window.toggle_theme()
+    window = MainWindow(
+        confirm_close=screenshot is None, remember_layout=screenshot is None, theme=theme
+    )
     opened = window.open_path(path) if path else window.load_spec_text(default_spec, "default")
     window.show()
     if screenshot is not None:

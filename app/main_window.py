@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         confirm_close: ask before closing while training (off in tests and screenshots).
         remember_layout: restore and save the arrangement of docks (off for screenshots, so
             that pictures show the default layout whatever the user arranged).
+        theme: "light" or "dark"; None takes the one remembered from the last session.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         sessions_dir: Path | None = None,
         confirm_close: bool = True,
         remember_layout: bool = True,
+        theme: str | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Descent Lab")
@@ -72,7 +74,9 @@ class MainWindow(QMainWindow):
         self.confirm_close = confirm_close
         self.remember_layout = remember_layout
         self.settings = QSettings("descentlab", "Descent Lab")
-        self.dark = self.settings.value("theme", "light") == "dark"
+        self.dark = (theme or self.settings.value("theme", "light")) == "dark"
+        if theme is not None and remember_layout:
+            self.settings.setValue("theme", theme)
         apply_theme(QApplication.instance(), self.dark)
 
         self.model = SessionModel(self)

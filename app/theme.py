@@ -36,5 +36,10 @@ def apply_theme(app: QApplication, dark: bool) -> None:
         ):
             palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7078"))
     app.setPalette(palette)
+    # Widgets with a style sheet resolved their colours when first polished; re-applying the
+    # sheet makes them take the new palette (else a switch leaves dark fields in a light window).
+    for widget in app.allWidgets():
+        if widget.styleSheet():
+            widget.setStyleSheet(widget.styleSheet())
     pg.setConfigOption("background", "#17181a" if dark else "w")
     pg.setConfigOption("foreground", "#d0d3d8" if dark else "#303030")
