@@ -251,3 +251,24 @@ def test_closing_while_training_asks_first(window: MainWindow, qtbot, monkeypatc
     assert not process.is_alive()  # "Yes": the engine is gone with the window
     with SessionReader(window.client.session_path) as reader:
         assert {r.status for r in reader.runs()} == {"stopped"}
+
+
+def test_the_arrangement_of_docks_is_remembered(event_loop, qtbot, tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QDockWidget
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    windows = []
+
+    def experiment_dock(remember: bool) -> QDockWidget:
+        win = MainWindow(sessions_dir=tmp_path, confirm_close=False, remember_layout=remember)
+        qtbot.addWidget(win)
+        win.show()
+        windows.append(win)
+        return win.findChild(QDockWidget, "Experiment")
+
+    experiment_dock(True).hide()
+    windows[-1].close()
+    assert experiment_dock(True).isHidden()  # restored as the user left it
+    assert not experiment_dock(False).isHidden()  # the default layout shows it
+    for win in windows:
+        win.close()
