@@ -13,6 +13,7 @@ from typing import Protocol
 from PySide6.QtWidgets import QWidget
 
 from descentlab.app.plots.colors import RunColors
+from descentlab.app.plots.histogram_plot import HistogramPlot
 from descentlab.app.plots.layout import PlotGroup
 from descentlab.app.plots.line_plot import LinePlot
 from descentlab.app.plots.path_plot import PathPlot
@@ -37,10 +38,11 @@ class PlotView(Protocol):
     def export_csv(self, path: str | Path) -> None: ...
 
 
-VIEWS: dict[str, type[LinePlot] | type[SpectrumPlot] | type[PathPlot]] = {
+VIEWS: dict[str, type[LinePlot] | type[SpectrumPlot] | type[PathPlot] | type[HistogramPlot]] = {
     "lines": LinePlot,
     "spectrum": SpectrumPlot,
     "path": PathPlot,
+    "histogram": HistogramPlot,
 }
 
 
@@ -49,6 +51,6 @@ def make_view(
     model: SessionModel,
     colors: RunColors | None = None,
     parent: QWidget | None = None,
-) -> LinePlot | SpectrumPlot | PathPlot:
+) -> LinePlot | SpectrumPlot | PathPlot | HistogramPlot:
     """A new view of `group` over all runs of `model` (colours shared per session by default)."""
     return VIEWS[group.view](group, model, colors, parent)

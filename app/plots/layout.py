@@ -16,7 +16,7 @@ from typing import Literal
 
 from descentlab.engine.plugin import Output
 
-View = Literal["lines", "spectrum", "path"]
+View = Literal["lines", "spectrum", "path", "histogram"]
 
 SHARPNESS = "hessian/top_eigenvalues"
 TWO_OVER_LR = "hessian/two_over_lr"
@@ -56,6 +56,7 @@ TITLES = {
     "spectra/stable_rank": "Stable rank Σσ²/σ₁²",
     "spectra/spectral_norm": "Spectral norm σ₁",
     "trajectory/params": "Trajectory in the plane",
+    "optimizer_state/effective_step_histogram": "Adam effective step sizes η/(√v̂ + ε)",
 }
 
 _SECTIONS = ("train/loss", "eval/", "hessian/", "norms/", "spectra/")
@@ -102,7 +103,7 @@ def plot_groups(outputs: Iterable[Output]) -> list[PlotGroup]:
     """The plots for `outputs`, which may be the outputs of several runs chained together.
 
     Outputs are deduplicated by name (runs mostly share them). Kinds without a view here
-    (histogram, grid2d) get no group.
+    (grid2d) get no group.
     """
     by_name = {o.name: o for o in outputs}
     names = set(by_name)
@@ -124,6 +125,10 @@ def plot_groups(outputs: Iterable[Output]) -> list[PlotGroup]:
         title = TITLES.get(family, family)
         if first.kind == "points2d":
             groups.append(PlotGroup(family, title, "path", (first.name,)))
+        elif first.kind == "histogram":
+            layers = tuple(o.layer for o in members) if first.layer else ()
+            series = tuple(o.name for o in members) if first.layer else (first.name,)
+            groups.append(PlotGroup(family, title, "histogram", series, layers))
         elif first.layer:
             layers = tuple(o.layer for o in members)
             series = tuple(o.name for o in members)
