@@ -8,11 +8,11 @@ algorithms against exact matrices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class LinearOperator(Protocol):
@@ -110,3 +110,189 @@ class HessianOperator:
         if other.ndim == 2:
             return torch.stack([self.matvec(col) for col in other.unbind(dim=1)], dim=1)
         raise ValueError(f"expected a vector or a matrix, got shape {tuple(other.shape)}")
+
+
+class GGNOperator:
+    """G = Jᵀ H_out J, the generalised Gauss–Newton matrix of L(θ) = ℓ(f(θ)) over `params`.
+
+    Schraudolph (2002). J = ∂f/∂θ is the Jacobian of the model outputs f (any shape: (B, C),
+    (B, T, V)) and H_out = ∂²ℓ/∂f² the Hessian of the criterion at fixed outputs, taken by
+    autograd on the criterion itself, so it holds for any twice-differentiable criterion
+    (softmax cross-entropy with mean reduction: H_out = (diag(p) − ppᵀ)/B per example; MSE:
+    2I/(number of entries)). G is positive semi-definite whenever ℓ is convex in f, and it
+    equals the Hessian when f is linear in θ.
+
+    A product Gv is Jv by the double-backward trick (Jv = ∂/∂u ⟨Jᵀu, v⟩, u a dummy
+    cotangent), then H_out(Jv) by double backward through ℓ, then Jᵀ(H_out Jv) by one
+    backward: reverse mode only, so every model that trains can be probed, at about three
+    backward passes per product. `.grad` is neither read nor written.
+    """
+
+    def __init__(
+        self,
+        outputs: Tensor,
+        targets: Tensor,
+        criterion: Callable[[Tensor, Tensor], Tensor],
+        params: Sequence[Tensor],
+    ) -> None:
+        """Keep the graph of `outputs` and build ∇_f ℓ with its own graph.
+
+        Args:
+            outputs: the model outputs f(θ), computed with grad enabled from `params`.
+            targets: the targets handed to `criterion`.
+            criterion: `criterion(outputs, targets)`, a scalar loss (the task's mean loss).
+            params: the tensors θ; a subset gives the diagonal block J_BᵀH_out J_B.
+        """
+        if not params:
+            raise ValueError("the GGN needs at least one parameter")
+        self.params = list(params)
+        self._outputs = outputs
+        self._cotangent = torch.zeros_like(outputs, requires_grad=True)
+        # Jᵀu with a graph in u, so that differentiating ⟨Jᵀu, v⟩ by u gives Jv.
+        self._jt_u = torch.autograd.grad(
+            outputs,
+            self.params,
+            grad_outputs=self._cotangent,
+            create_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        self._z = outputs.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = criterion(self._z, targets)
+            if loss.ndim != 0:
+                raise ValueError(f"the criterion must be a scalar, got shape {tuple(loss.shape)}")
+            (self._grad_z,) = torch.autograd.grad(loss, self._z, create_graph=True)
+        n = sum(p.numel() for p in self.params)
+        self._shape = (n, n)
+        self.matvecs = 0
+        """Products computed so far, for cost accounting."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.params[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    def jvp(self, v: Tensor) -> Tensor:
+        """Jv, shaped like the outputs."""
+        pieces = unflatten(v.detach().to(self.dtype), self.params)
+        dot = torch.stack([(g * u).sum() for g, u in zip(self._jt_u, pieces, strict=True)]).sum()
+        if not dot.requires_grad:
+            return torch.zeros_like(self._outputs)
+        (jv,) = torch.autograd.grad(dot, self._cotangent, retain_graph=True, materialize_grads=True)
+        return jv
+
+    def output_hvp(self, w: Tensor) -> Tensor:
+        """H_out w for w shaped like the outputs."""
+        if not self._grad_z.requires_grad:  # ℓ linear in f
+            return torch.zeros_like(w)
+        (hw,) = torch.autograd.grad(
+            self._grad_z, self._z, grad_outputs=w, retain_graph=True, materialize_grads=True
+        )
+        return hw
+
+    def vjp(self, w: Tensor) -> Tensor:
+        """Jᵀw, flat, for w shaped like the outputs."""
+        jtw = torch.autograd.grad(
+            self._outputs,
+            self.params,
+            grad_outputs=w.detach(),
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        return flatten(jtw).detach()
+
+    def matvec(self, v: Tensor) -> Tensor:
+        """Gv for a flat vector v (n,), returned detached, flat, in the parameters' dtype."""
+        if v.shape != (self._shape[0],):
+            raise ValueError(f"expected a vector of {self._shape[0]} entries, got {tuple(v.shape)}")
+        self.matvecs += 1
+        return self.vjp(self.output_hvp(self.jvp(v)))
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        """G @ v for a vector (n,), or G @ V column by column for a block (n, m)."""
+        return _apply(self.matvec, other)
+
+
+def per_example_gradients(
+    model: nn.Module,
+    criterion: Callable[[Tensor, Tensor], Tensor],
+    batch: tuple[Tensor, Tensor],
+    names: Sequence[str],
+) -> tuple[Tensor, Tensor]:
+    """The (B, n) matrix of per-example gradients g_i = ∇_θ ℓ(f(x_i; θ), y_i), and the losses.
+
+    Each example's loss is `criterion` on a batch of one (for sequence tasks, the mean over its
+    tokens), so with equal-sized examples the batch loss is the mean of the B losses. Computed
+    by `torch.func.vmap(grad(...))` over `functional_call`, with the named parameters `names`
+    (the others, and the buffers, stay the module's); rows follow the order of `names`.
+    Modules that mix examples (batch norm in training mode) have no per-example gradient.
+    """
+    inputs, targets = batch
+    own = dict(model.named_parameters())
+    params = {name: own[name].detach() for name in names}
+
+    def loss_of(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        out = torch.func.functional_call(model, p, (x.unsqueeze(0),))
+        return criterion(out, y.unsqueeze(0))
+
+    grads, losses = torch.func.vmap(
+        torch.func.grad_and_value(loss_of), in_dims=(None, 0, 0), randomness="same"
+    )(params, inputs, targets)
+    rows = torch.cat([grads[name].reshape(inputs.shape[0], -1) for name in names], dim=1)
+    return rows, losses
+
+
+class EmpiricalFisherOperator:
+    """F = (1/B) Σ_i g_i g_iᵀ = (1/B) GᵀG, the empirical Fisher of per-example gradients G (B, n).
+
+    Amari (1998) for the Fisher; the empirical variant as discussed by Kunstner, Balles & Hennig
+    (2019). Products are F v = (1/B) Gᵀ(Gv) from the stored matrix, so a product costs 2Bn
+    flops and no pass through the model; memory is the B×n matrix. A column slice of G gives the
+    diagonal block F_BB. F is positive semi-definite of rank at most B.
+    """
+
+    def __init__(self, per_example: Tensor) -> None:
+        if per_example.ndim != 2 or per_example.shape[0] < 1:
+            raise ValueError(f"expected a (B, n) matrix, got shape {tuple(per_example.shape)}")
+        self.per_example = per_example.detach()
+        n = per_example.shape[1]
+        self._shape = (n, n)
+        self.matvecs = 0
+        """Products computed so far (a block counts once per column)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.per_example.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.per_example.device
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        """F @ v for a vector (n,), or F @ V for a block (n, m), in one pass."""
+        if other.ndim not in (1, 2) or other.shape[0] != self._shape[0]:
+            raise ValueError(f"expected (n,) or (n, m) with n = {self._shape[0]}")
+        g = self.per_example
+        self.matvecs += 1 if other.ndim == 1 else other.shape[1]
+        return g.T @ (g @ other.to(self.dtype)) / g.shape[0]
+
+
+def _apply(matvec: Callable[[Tensor], Tensor], other: Tensor) -> Tensor:
+    if other.ndim == 1:
+        return matvec(other)
+    if other.ndim == 2:
+        return torch.stack([matvec(col) for col in other.unbind(dim=1)], dim=1)
+    raise ValueError(f"expected a vector or a matrix, got shape {tuple(other.shape)}")
