@@ -465,3 +465,17 @@ def test_path_plot_draws_each_trajectory_over_the_landscape(qtbot, raced: Sessio
     xs, ys = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
     expected = log_surface(surface("rosenbrock", task, xs, ys)).T  # image axis 0 is x
     np.testing.assert_allclose(view.landscape.image, expected)
+
+
+def test_layout_picks_views_for_spectra_heads_and_exact_spectra() -> None:
+    outputs = [
+        Output("spectra/weights/fc.weight", "vector", (5,), layer="fc.weight"),
+        Output("attention/entropy/block0", "vector", (4,), layer="block0"),
+        Output("hessian/exact_spectrum", "vector", (50,)),
+        Output("hessian/top_eigenvalues", "vector", (3,)),
+    ]
+    views = {g.key: (g.view, g.log_y) for g in plot_groups(outputs)}
+    assert views["spectra/weights"] == ("spectrum", True)  # singular values: log scale
+    assert views["attention/entropy"] == ("lines", False)  # one line per head
+    assert views["hessian/exact_spectrum"] == ("spectrum", False)  # signed: linear
+    assert views["hessian/top_eigenvalues"][0] == "lines"

@@ -39,6 +39,12 @@ EVAL_PAIRS = {
 }
 """Held-out and training-set figures of one kind share a plot, so the gap is read at a glance."""
 
+PER_COMPONENT = {"attention/entropy", "attention/logit_norm"}
+"""Per-layer vector families drawn as one line per component (per head) rather than as spectra."""
+
+MAX_LINES = 8
+"""A vector longer than this, with no layers, is a spectrum rather than a few named curves."""
+
 TITLES = {
     "train/loss": "Training loss (mini-batch)",
     "train/lr": "Learning rate η",
@@ -56,6 +62,32 @@ TITLES = {
     "spectra/stable_rank": "Stable rank Σσ²/σ₁²",
     "spectra/spectral_norm": "Spectral norm σ₁",
     "trajectory/params": "Trajectory in the plane",
+    "spectra/effective_rank": "Effective rank exp H(σ/Σσ)",
+    "spectra/mp_edge": "Marchenko–Pastur bulk edge λ₊",
+    "spectra/mp_outliers": "Eigenvalues above the Marchenko–Pastur edge",
+    "spectra/alpha": "Power-law exponent α of the eigenvalue tail",
+    "update_spectra/singular_values": "Singular values of the update Δθ",
+    "update_spectra/spectral_norm": "Update spectral norm ‖Δθ‖₂",
+    "update_spectra/stable_rank": "Update stable rank",
+    "update_spectra/orthogonality": "Update distance from orthogonal (0: orthogonal)",
+    "activations/covariance_spectrum": "Activation covariance spectrum",
+    "activations/entropy": "Activation effective rank",
+    "activations/mp_outliers": "Activation eigenvalues above the MP edge",
+    "activations/penultimate_effective_rank": "Penultimate features: effective rank",
+    "activations/penultimate_nuclear_norm": "Penultimate features: nuclear norm",
+    "attention/entropy": "Attention entropy per head",
+    "attention/logit_norm": "Attention logit spectral norm per head",
+    "gradient_noise/trace_covariance": "Gradient noise tr Σ",
+    "gradient_noise/noise_scale": "Simple noise scale tr Σ / ‖ḡ‖²",
+    "gradient_noise/snr": "Gradient signal-to-noise ratio",
+    "gradient_noise/train_heldout_cosine": "cos(train gradient, held-out gradient)",
+    "optimizer_state/sign_disagreement": "Fraction of coordinates moving uphill",
+    "hessian/exact_spectrum": "Exact Hessian spectrum",
+    "hessian/density": "Hessian spectral density (SLQ)",
+    "sharpness/preconditioned": "Preconditioned sharpness λmax(P⁻¹H)",
+    "sharpness/batch_lambda_max": "λmax by batch size (last: probe)",
+    "sharpness/gradient_overlap": "Gradient in the top-k Hessian eigenspace ‖Vₖᵀg‖²/‖g‖²",
+    "sharpness/subspace_overlap": "Top-k eigenspace overlap between records",
     "optimizer_state/effective_step_histogram": "Adam effective step sizes η/(√v̂ + ε)",
 }
 
@@ -84,7 +116,7 @@ class PlotGroup:
     as a distance."""
 
     def series_for(self, layer: str) -> str:
-        return self.series[self.layers.index(layer)]
+        return self.series[self.layers.index(layer)] if self.layers else self.series[0]
 
 
 def _family(output: Output) -> str:
@@ -134,8 +166,14 @@ def plot_groups(outputs: Iterable[Output]) -> list[PlotGroup]:
             series = tuple(o.name for o in members)
             if TOTALS.get(family) in names:
                 layers, series = (TOTAL_LAYER, *layers), (TOTALS[family], *series)
-            view: View = "spectrum" if first.kind == "vector" else "lines"
-            groups.append(PlotGroup(family, title, view, series, layers))
+            # spectra (singular values, covariance eigenvalues) get the heatmap-over-steps
+            # view; short vectors with a meaning per component (attention heads) get lines
+            spectrum = first.kind == "vector" and family not in PER_COMPONENT
+            view: View = "spectrum" if spectrum else "lines"
+            groups.append(PlotGroup(family, title, view, series, layers, log_y=spectrum))
+        elif first.kind == "vector" and first.shape and first.shape[0] > MAX_LINES:
+            # a whole spectrum without layers (the exact Hessian spectrum): signed, linear scale
+            groups.append(PlotGroup(family, title, "spectrum", (first.name,)))
         elif first.kind in ("scalar", "vector"):
             series = tuple(s for s in EVAL_PAIRS.get(family, (family,)) if s in names)
             reference = TWO_OVER_LR if family == SHARPNESS and TWO_OVER_LR in names else ""

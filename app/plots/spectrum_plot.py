@@ -67,7 +67,7 @@ class SpectrumPlot(QWidget):
         self.latest_plot.setTitle("Latest spectrum")
         self.latest_plot.setLabel("bottom", "index i")
         self.latest_plot.setLabel("left", "σᵢ")
-        self.latest_plot.setLogMode(False, True)
+        self.latest_plot.setLogMode(False, group.log_y)
         self.latest_plot.showGrid(x=True, y=True, alpha=0.15)
         self.latest_plot.addLegend(offset=(-10, 10))
         self.graphics.ci.layout.setColumnStretchFactor(0, 3)
@@ -75,6 +75,7 @@ class SpectrumPlot(QWidget):
 
         self.layer_box = QComboBox()
         self.layer_box.addItems(group.layers)
+        self.layer_box.setVisible(bool(group.layers))
         self.layer_box.setToolTip("Which weight matrix")
         self.run_box = QComboBox()
         self.run_box.setToolTip("Whose spectrum the heatmap shows")
@@ -142,7 +143,9 @@ class SpectrumPlot(QWidget):
         if len(steps) == 0:
             self.image.clear()
             return
-        logs = log_spectrum(values)  # (records, k): image axis 0 is x, as pyqtgraph expects
+        # (records, k): image axis 0 is x, as pyqtgraph expects; signed spectra (Hessian
+        # eigenvalues) are drawn as they are, positive ones (singular values) on a log scale
+        logs = log_spectrum(values) if self.group.log_y else values.astype(float)
         self.image.setImage(logs, autoLevels=False)
         spacing = float(steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else 1.0
         k = logs.shape[1]
