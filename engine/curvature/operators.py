@@ -41,7 +41,42 @@ def unflatten(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
     return [piece.view_as(t) for piece, t in zip(pieces, like, strict=True)]
 
 
-class HessianOperator:
+class _ParameterOperator:
+    """What the Hessian and GGN operators share: an n×n operator over the flattened `params`,
+    applied one flat vector at a time by `matvec`, with a count of the products computed."""
+
+    def __init__(self, params: Sequence[Tensor]) -> None:
+        self.params = list(params)
+        n = sum(p.numel() for p in self.params)
+        self._shape = (n, n)
+        self.matvecs = 0
+        """Products computed so far, for cost accounting."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.params[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    def _check(self, v: Tensor) -> None:
+        if v.shape != (self._shape[0],):
+            raise ValueError(f"expected a vector of {self._shape[0]} entries, got {tuple(v.shape)}")
+
+    def matvec(self, v: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        """A @ v for a vector (n,), or A @ V column by column for a block (n, m)."""
+        return _apply(self.matvec, other)
+
+
+class HessianOperator(_ParameterOperator):
     """H = ∇²L(θ) of a scalar loss L over `params`, applied as Hv = ∇_θ(∇_θL · v).
 
     The gradient ∇L is built once with `create_graph=True`; each product is then one backward
@@ -66,32 +101,15 @@ class HessianOperator:
             raise ValueError(f"the loss must be a scalar, got shape {tuple(loss.shape)}")
         if not params:
             raise ValueError("the Hessian needs at least one parameter")
-        self.params = list(params)
+        super().__init__(params)
         # Parameters the loss does not reach get zero gradients, so their Hessian rows are zero.
         self._grads = torch.autograd.grad(
             loss, self.params, create_graph=True, allow_unused=True, materialize_grads=True
         )
-        n = sum(p.numel() for p in self.params)
-        self._shape = (n, n)
-        self.matvecs = 0
-        """Products computed so far, for cost accounting."""
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self._shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.params[0].dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.params[0].device
 
     def matvec(self, v: Tensor) -> Tensor:
         """Hv for a flat vector v (n,), returned detached, flat, in the parameters' dtype."""
-        if v.shape != (self._shape[0],):
-            raise ValueError(f"expected a vector of {self._shape[0]} entries, got {tuple(v.shape)}")
+        self._check(v)
         pieces = unflatten(v.detach().to(self.dtype), self.params)
         dot = torch.stack([(g * u).sum() for g, u in zip(self._grads, pieces, strict=True)]).sum()
         self.matvecs += 1
@@ -103,16 +121,8 @@ class HessianOperator:
         )
         return flatten(hv).detach()
 
-    def __matmul__(self, other: Tensor) -> Tensor:
-        """H @ v for a vector (n,), or H @ V column by column for a block (n, m)."""
-        if other.ndim == 1:
-            return self.matvec(other)
-        if other.ndim == 2:
-            return torch.stack([self.matvec(col) for col in other.unbind(dim=1)], dim=1)
-        raise ValueError(f"expected a vector or a matrix, got shape {tuple(other.shape)}")
 
-
-class GGNOperator:
+class GGNOperator(_ParameterOperator):
     """G = Jᵀ H_out J, the generalised Gauss–Newton matrix of L(θ) = ℓ(f(θ)) over `params`.
 
     Schraudolph (2002). J = ∂f/∂θ is the Jacobian of the model outputs f (any shape: (B, C),
@@ -145,7 +155,7 @@ class GGNOperator:
         """
         if not params:
             raise ValueError("the GGN needs at least one parameter")
-        self.params = list(params)
+        super().__init__(params)
         self._outputs = outputs
         self._cotangent = torch.zeros_like(outputs, requires_grad=True)
         # Jᵀu with a graph in u, so that differentiating ⟨Jᵀu, v⟩ by u gives Jv.
@@ -163,22 +173,6 @@ class GGNOperator:
             if loss.ndim != 0:
                 raise ValueError(f"the criterion must be a scalar, got shape {tuple(loss.shape)}")
             (self._grad_z,) = torch.autograd.grad(loss, self._z, create_graph=True)
-        n = sum(p.numel() for p in self.params)
-        self._shape = (n, n)
-        self.matvecs = 0
-        """Products computed so far, for cost accounting."""
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self._shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.params[0].dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.params[0].device
 
     def jvp(self, v: Tensor) -> Tensor:
         """Jv, shaped like the outputs."""
@@ -212,14 +206,9 @@ class GGNOperator:
 
     def matvec(self, v: Tensor) -> Tensor:
         """Gv for a flat vector v (n,), returned detached, flat, in the parameters' dtype."""
-        if v.shape != (self._shape[0],):
-            raise ValueError(f"expected a vector of {self._shape[0]} entries, got {tuple(v.shape)}")
+        self._check(v)
         self.matvecs += 1
         return self.vjp(self.output_hvp(self.jvp(v)))
-
-    def __matmul__(self, other: Tensor) -> Tensor:
-        """G @ v for a vector (n,), or G @ V column by column for a block (n, m)."""
-        return _apply(self.matvec, other)
 
 
 def per_example_gradients(
