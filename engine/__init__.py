@@ -1,1 +1,1 @@
-"""The headless core: experiment specs, the Runner, plugins' registry, sessions and the CLI."""
+"""The headless core: experiment specs, the Runner, plugins' registry, sessions, the CLI's work."""

@@ -1,17 +1,31 @@
 """The engine worker process: runs an experiment for the app, talking over one pipe.
 
-The app never trains in its own process. It starts `worker_main` in a fresh (spawned) process
-with the spec and the session path; the worker writes the session file like `descentlab run`
-does and, at the same time, sends the same records to the app in batches (one message per
-`send_interval` at most, never one per step). Commands come back on the same pipe. The pipe
-carries only this program's own messages between its own two processes.
+The app never trains in its own process. `app.engine_client` spawns `worker_main` (a fresh
+interpreter) with the spec text, the session path and one end of a duplex pipe; the worker
+writes the session file like `descentlab run` does and sends the same records to the app.
 
-Messages from the worker are lists of tuples whose first item names a Sink method
-(`add_run`, `append`, `event`, `end_run`), or `("progress", {run: (steps_done, loss,
-steps_per_second, status)}, step)`, `("done", "")`, `("failed", message)`.
+Worker to app: each message is a list of tuples whose first item names what it is:
 
-`fork_main` is the same for a fork from a checkpoint of a closed session: the new run is written
-into that session's file and its records reach the app exactly as a normal run's do.
+    ("add_run", name, config, outputs, parent_run, fork_step)
+    ("append", run, series, step, value)
+    ("event", run, step, kind, detail)
+    ("end_run", run, status, step, error)
+    ("checkpoint", run, step)          # the arrays stay in the file; the app learns the step
+    ("progress", {run: (steps_done, loss, steps_per_second, status)}, step)
+    ("done", session_path)             # the worker ended normally (claims checked, if any)
+    ("failed", message)                # a spec error as it is, or an exception with traceback
+
+Appends, events, run ends and checkpoints are queued and sent together when the Runner flushes,
+at most once per `send_interval` (0.05 s) unless the flush is forced; `add_run` and `progress`
+(every 0.1 s of training) send the queue at once, so a run exists in the app before its records.
+
+App to worker: one `engine.commands.Command` per message (Pause, Resume, StepN, Stop, SetHyper,
+Fork), polled by the Runner between steps; the pipe closing counts as Stop.
+
+`fork_main` is the same for a fork from a checkpoint of a closed session: it takes a `prepare`
+callable (`engine.fork.prepare_fork` with its arguments bound), appends the new run to that
+session's file and sends its records exactly as a normal run's. The pipe carries only this
+program's own messages between its own two processes.
 """
 
 from __future__ import annotations

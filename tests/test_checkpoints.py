@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from descentlab.app.cli import main
 from descentlab.engine import checkpoints, registry
-from descentlab.engine.cli import main
 from descentlab.engine.fork import prepare_fork, run_fork
 from descentlab.engine.memory import MemorySink
 from descentlab.engine.params import defaults

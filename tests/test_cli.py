@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
+import subprocess
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from descentlab.engine.cli import main
+from descentlab.app.cli import main
 from descentlab.engine.plugin import Output
+from descentlab.engine.progress import ProgressBar
 from descentlab.engine.session.reader import SessionReader
 from descentlab.engine.session.writer import SessionWriter
 
@@ -259,3 +264,41 @@ def test_export_of_empty_series_writes_headers_only(
     top = (tmp_path / "csv/a/hessian__top_eigenvalues.csv").read_text().splitlines()
     assert top == ["step,value_0,value_1,value_2"]
     assert "exported 2 series" in capsys.readouterr().out
+
+
+def test_a_forks_progress_counts_from_the_fork_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11: forking at 100 up to 200 showed `200/100 200%` and `ETA -0s`."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace("steps = 50", "steps = 100\ncheckpoint_every = 50"))
+    session = tmp_path / "s.h5"
+    assert main(["run", str(spec), "-o", str(session), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["fork", str(session), "gd", "100", "gd2", "--steps", "200"]) == 0
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: at most one line per tenth
+    shown = [re.search(r"\] (\d+)/(\d+)\s+(\d+)%", line).groups() for line in lines]
+    assert [tuple(map(int, s)) for s in shown][-1] == (200, 200, 100)
+    # the fork trains steps 101..200: step s is (s - 100)% of them
+    assert all(int(t) == 200 and int(s) - 100 == int(p) for s, t, p in shown)
+    assert not any("ETA -" in line for line in lines)
+
+
+def test_progress_line_spans_the_steps_still_to_train() -> None:
+    runner = types.SimpleNamespace(step=150, runs={})  # what the bar reads of a runner
+    bar = ProgressBar(100, 200, io.StringIO())
+    assert bar.fraction(100) == 0.0 and bar.fraction(150) == 0.5 and bar.fraction(200) == 1.0
+    line = bar.line(runner)  # type: ignore[arg-type]
+    assert "] 150/200  50% " in line
+    assert re.search(r"ETA\s+\d+s", line)  # 50 steps left at a positive rate: never negative
+
+
+def test_the_command_line_starts_without_qt() -> None:
+    """`descentlab run/list` never import Qt; the engine never imports the app (issue 12)."""
+    code = (
+        "import sys, descentlab.app.cli, descentlab.engine.headless\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph',"
+        " 'qasync') or m.startswith('descentlab.app.') and m != 'descentlab.app.cli'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

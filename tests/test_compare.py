@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
-from descentlab.engine.cli import main
+from descentlab.app.cli import main
 from descentlab.engine.commands import Command, Fork
 from descentlab.engine.compare import (
     ComparedRun,

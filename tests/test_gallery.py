@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from descentlab.app.cli import main
 from descentlab.engine.claims import (
     CHECKS,
     MemoryData,
@@ -16,7 +17,6 @@ from descentlab.engine.claims import (
     evaluate_claims,
     outlier_count,
 )
-from descentlab.engine.cli import main
 from descentlab.engine.memory import MemorySink
 from descentlab.engine.plugin import Output
 from descentlab.engine.runner import Runner

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 import pytest
 
-from descentlab.engine.cli import main
+from descentlab.app.cli import main
 from descentlab.engine.plugin import Output
 from descentlab.engine.session.format import EVENT_DTYPE
 from descentlab.engine.session.reader import SessionError, SessionReader
@@ -441,7 +441,7 @@ def test_a_killed_descentlab_run_leaves_a_readable_session(
     )
     path = tmp_path / "long.h5"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "descentlab.engine.cli", "run", str(spec), "-o", str(path)],
+        [sys.executable, "-m", "descentlab.app.cli", "run", str(spec), "-o", str(path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 
 from descentlab.app.main_window import MainWindow
 from descentlab.app.panels.live_hyper import LiveHyperDialog
-from descentlab.engine.cli import default_spec_text
+from descentlab.engine.headless import default_spec_text
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
 from descentlab.engine.session.writer import SessionWriter
