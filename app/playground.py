@@ -1,31 +1,22 @@
-"""The 2-D playground: four catalogue optimizers race on a `function2d` surface, re-run at once.
+"""The 2-D playground window: four catalogue optimizers race on a `function2d` surface.
 
-A click on the contour sets the start point; the sliders (learning rate, momentum μ, β₂, steps)
-and the four optimizer slots re-run the whole race on every change, and the paths then unroll
-over about a second. The race runs the lab's own optimizers (`OptimizerPlugin.build`), in
-process, on one 2-element parameter each, so what the playground shows is what a `function2d`
-experiment would record — only without a worker, a session file or diagnostics.
-
-Speed is the point of a playground: 500 steps × 4 optimizers must be redrawn in well under a
-tenth of a second. `torch.optim`'s per-step overhead dominates on 2 numbers, so the loop keeps
-everything else small: the four points are stacked and the objective's gradient for all of them
-comes from one autograd pass (the function is elementwise, so each row's gradient is exactly its
-own), each optimizer's `.grad` is a row of it, and nothing else is allocated per step.
+A click on the contour sets the start point; the sliders (learning rate for all slots, momentum
+μ, β₂, steps), each slot's optimizer and own learning rate re-run the whole race on every change,
+and the paths then unroll over about a second. "Tune each" gives every slot its best learning
+rate on the shown function, so the race compares optimizers at their best rather than at one
+rate that suits only some. The race itself (`app.race`) has no Qt; this module only draws it.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
@@ -35,287 +26,34 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSlider,
     QVBoxLayout,
     QWidget,
 )
-from torch import Tensor, nn
 
 from descentlab.app.plots.colors import CONTRAST, LIGHT, Theme, apply_theme
 from descentlab.app.plots.path_plot import FunctionSurface
 from descentlab.app.presentation import FONT_SCALE
+from descentlab.app.race import (
+    DEFAULT_RACERS,
+    LR_RANGE,
+    MAX_STEPS,
+    Lane,
+    Race,
+    Racer,
+    RaceSettings,
+    race_optimizers,
+    run_race,
+    tune_learning_rates,
+)
 from descentlab.app.standalone import show_until_closed
 from descentlab.app.theme import apply_theme as apply_app_theme
-from descentlab.engine import registry
-from descentlab.engine.params import Problems, check_params
-from descentlab.engine.plugin import OptimizerPlugin
-from descentlab.plugins.tasks.function2d import FUNCTIONS, Function2D, Objective
+from descentlab.plugins.tasks.function2d import FUNCTIONS
 
-MAX_STEPS = 500
 ANIMATION_SECONDS = 1.0
 """How long the paths take to unroll after a race; a slider drag shows them whole at once."""
-
-SECOND_MOMENT_DECAY = {"rmsprop": "alpha", "pto-rmsprop": "alpha"}
-"""Optimizers whose decay of the running g² average is not `betas[1]` but another parameter."""
-
-
-@dataclass(frozen=True)
-class Racer:
-    """One slot of the race: a catalogue optimizer, with or without the momentum slider's μ.
-
-    With `momentum`, the slider's μ goes to the optimizer's `momentum` parameter, or to β₁ of
-    optimizers with `betas`; without it, that parameter is 0 (SGD, not heavy ball; Adam with
-    β₁ = 0, which is RMSprop with bias correction).
-    """
-
-    optimizer: str
-    momentum: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"{self.optimizer} + momentum" if self.momentum else self.optimizer
-
-
-DEFAULT_RACERS = (
-    Racer("sgd"),
-    Racer("sgd", momentum=True),
-    Racer("adam", momentum=True),
-    Racer("rmsprop"),
-)
-
-
-@dataclass(frozen=True)
-class RaceSettings:
-    """Everything the race depends on besides its racers."""
-
-    function: str = "rosenbrock"
-    start: tuple[float, float] | None = None
-    """None: the function's classic start."""
-    lr: float = 2e-3
-    momentum: float = 0.9
-    beta2: float = 0.999
-    steps: int = MAX_STEPS
-
-    @property
-    def start_point(self) -> tuple[float, float]:
-        return self.start if self.start is not None else FUNCTIONS[self.function].start
-
-    def task_params(self) -> dict[str, Any]:
-        """The `function2d` task's parameters (its defaults, e.g. quadratic2d's condition)."""
-        task = registry.plugins("tasks")["function2d"]
-        values = {p.name: p.default for p in task.params}
-        return {**values, "function": self.function, "start": list(self.start_point)}
-
-
-@dataclass
-class Lane:
-    """One racer's result: its path (k + 1 points, the start first) and the loss at each."""
-
-    racer: Racer
-    path: np.ndarray
-    losses: np.ndarray
-    error: str = ""
-    """Why the lane stopped early (the optimizer failed, or the point diverged); "" if it ran."""
-
-    @property
-    def final_loss(self) -> float:
-        return float(self.losses[-1]) if len(self.losses) else math.nan
-
-
-@dataclass
-class Race:
-    """The lanes of one race and how long it took to run (seconds, not counting drawing)."""
-
-    settings: RaceSettings
-    lanes: list[Lane] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-@functools.cache
-def race_optimizers() -> tuple[str, ...]:
-    """Ids of the catalogue optimizers a 2-D point can be trained with here.
-
-    Excluded are those that need more of the loop than gradients and an optional closure
-    (Hessian-vector products through the graph, the batch and model, train/eval switching).
-    """
-    return tuple(
-        plugin.id
-        for plugin in registry.plugins("optimizers").values()
-        if not (plugin.needs.create_graph or plugin.needs.batch or plugin.needs.train_eval)
-    )
-
-
-def hyperparameters(
-    plugin: OptimizerPlugin, settings: RaceSettings, racer: Racer
-) -> dict[str, Any]:
-    """The optimizer's validated hyperparameters with the sliders' values in place.
-
-    Raises:
-        ValueError: a slider value outside what the optimizer accepts, naming the parameter.
-    """
-    by_name = {p.name: p for p in plugin.params}
-    values: dict[str, Any] = {}
-    if "lr" in by_name:
-        values["lr"] = settings.lr
-    mu = settings.momentum if racer.momentum else 0.0
-    betas = list(by_name["betas"].default) if "betas" in by_name else None
-    if "momentum" in by_name:
-        values["momentum"] = mu
-    elif betas is not None:
-        betas[0] = mu
-    if betas is not None and len(betas) > 1:
-        betas[1] = settings.beta2
-    if betas is not None:
-        values["betas"] = betas
-    decay = SECOND_MOMENT_DECAY.get(plugin.id)
-    if decay is not None:
-        values[decay] = settings.beta2
-    problems = Problems()
-    hyper = check_params(plugin.params, values, plugin.id, problems)
-    if problems:
-        raise ValueError("; ".join(problems.items))
-    return hyper
-
-
-_Running = list[tuple[int, nn.Parameter, torch.optim.Optimizer, Callable[[], Tensor] | None]]
-"""A running lane: its index, its point, its optimizer and its closure (if it needs one)."""
-
-
-def run_race(settings: RaceSettings, racers: tuple[Racer, ...]) -> Race:
-    """Train one 2-D point per racer for `settings.steps` steps from the same start.
-
-    Each step evaluates the objective at all points still running, in one autograd pass, and
-    then steps each optimizer with its row of the gradient (optimizers that need a closure get
-    one that evaluates their own point). A lane stops early when its optimizer raises or its
-    point leaves the finite numbers; `Lane.error` says which.
-    """
-    if not 1 <= settings.steps <= MAX_STEPS:
-        raise ValueError(f"steps: {settings.steps} is out of range; allowed: 1 to {MAX_STEPS}")
-    if settings.function not in FUNCTIONS:
-        raise ValueError(f"function: {settings.function!r} is not one of {', '.join(FUNCTIONS)}")
-    began = time.perf_counter()
-    objective = FUNCTIONS[settings.function].objective
-    task_params = settings.task_params()
-    start = torch.tensor(settings.start_point, dtype=torch.float64)
-    catalogue = registry.plugins("optimizers")
-    race = Race(settings)
-    running: _Running = []
-    for index, racer in enumerate(racers):
-        lane = Lane(
-            racer, np.full((settings.steps + 1, 2), np.nan), np.full(settings.steps + 1, np.nan)
-        )
-        race.lanes.append(lane)
-        try:
-            plugin = catalogue[racer.optimizer]
-            point = nn.Parameter(start.clone())
-            optimizer = plugin.build(
-                [("point", point)], {"point": "other"}, hyperparameters(plugin, settings, racer)
-            )
-        except Exception as exc:  # an unknown id, a slider value it refuses, a failing build
-            lane.error = _reason(exc)
-            continue
-        closure = (
-            _closure(objective, task_params, point, optimizer) if plugin.needs.closure else None
-        )
-        running.append((index, point, optimizer, closure))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # optimizers drawing from torch's generator draw alike each race
-        _steps(race, running, FUNCTIONS[settings.function], task_params)
-    for lane in race.lanes:
-        kept = np.isfinite(lane.losses)
-        lane.path, lane.losses = lane.path[kept], lane.losses[kept]
-    race.seconds = time.perf_counter() - began
-    return race
-
-
-def _steps(race: Race, running: _Running, function: Function2D, params: dict[str, Any]) -> None:
-    """The race loop: record every running point and its loss, then step its optimizer.
-
-    The losses of all lanes come from the task's own objective in one call, their gradients
-    from the function's closed form (`Function2D.gradient`, checked against autograd): autograd
-    would cost more than all four optimizers' steps together. torch.optim's own optimizers are
-    stepped without the profiling and hook wrapper of `step()` (no hooks are registered here).
-    Paths and losses are written straight into the lanes' preallocated arrays.
-    """
-    steps = race.settings.steps
-    paths = np.stack([lane.path for lane in race.lanes], axis=1)  # (steps + 1, lanes, 2)
-    losses = np.stack([lane.losses for lane in race.lanes], axis=1)
-    steppers = {index: _bare_step(optimizer) for index, _, optimizer, _ in running}
-    rows: list[int] = []
-    for step in range(steps + 1):
-        if not running:
-            break
-        if len(rows) != len(running):
-            rows = [index for index, _, _, _ in running]
-        xy = np.stack([point.detach().numpy() for _, point, _, _ in running])
-        x, y = xy[:, 0], xy[:, 1]
-        with torch.no_grad():
-            loss = function.objective(torch.from_numpy(x), torch.from_numpy(y), params).numpy()
-        paths[step, rows], losses[step, rows] = xy, loss
-        finite = (np.isfinite(loss) & np.isfinite(xy).all(axis=1)).tolist()
-        if step == steps:  # the last point's loss; no step follows
-            for row, (index, _, _, _) in enumerate(running):
-                if not finite[row]:
-                    race.lanes[index].error = f"diverged at step {step}"
-            break
-        with np.errstate(all="ignore"):  # a diverging lane overflows; it is dropped below
-            grads = torch.from_numpy(np.stack(function.gradient(x, y, params), axis=1)).unbind()
-        still: _Running = []
-        for row, entry in enumerate(running):
-            index, point, optimizer, closure = entry
-            if not finite[row]:
-                race.lanes[index].error = f"diverged at step {step}"
-                continue
-            point.grad = grads[row]
-            try:
-                steppers[index]() if closure is None else optimizer.step(closure)
-            except Exception as exc:  # a third-party optimizer that cannot handle a 2-vector
-                race.lanes[index].error = f"step {step}: {_reason(exc)}"
-                continue
-            still.append(entry)
-        running = still
-    for index, lane in enumerate(race.lanes):
-        lane.path, lane.losses = paths[:, index], losses[:, index]
-
-
-def _bare_step(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
-    """`optimizer.step` itself for torch.optim's classes, under no_grad: `step()` wraps it in
-    profiling and hook calls that cost about as much as a 2-D step; other libraries' steps are
-    called as they are (their decorators may do real work)."""
-    if not type(optimizer).__module__.startswith("torch.optim."):
-        return optimizer.step
-    step = type(optimizer).step
-    while hasattr(step, "__wrapped__"):
-        step = step.__wrapped__
-
-    def bare() -> object:
-        with torch.no_grad():
-            return step(optimizer)
-
-    return bare
-
-
-def _closure(
-    objective: Objective,
-    params: dict[str, Any],
-    point: nn.Parameter,
-    optimizer: torch.optim.Optimizer,
-) -> Callable[[], torch.Tensor]:
-    """The loss of this point with fresh gradients, for optimizers that re-evaluate it."""
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = objective(point[0], point[1], params)
-        loss.backward()
-        return loss
-
-    return closure
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) < 160 else text[:157] + "…"
 
 
 # ------------------------------------------------------------------------------------------
@@ -364,7 +102,9 @@ class LogSlider(QSlider):
 class Playground(QWidget):
     """Function chooser, four optimizer slots, sliders, and the race drawn on the contour.
 
-    Every change calls `rerun()`: the race runs (timed: `race.seconds`), the paths are set and
+    A slot is an optimizer, a momentum switch and its own learning rate; the learning-rate
+    slider sets every slot's rate at once, `tune()` sets each to its best. Every change calls
+    `rerun()`: the race runs (timed: `race.seconds`), the paths are set and
     unroll over `ANIMATION_SECONDS` (at once while a slider is dragged, or after `skip()`).
     """
 
@@ -406,6 +146,7 @@ class Playground(QWidget):
         )
         self.slot_boxes: list[QComboBox] = []
         self.momentum_boxes: list[QCheckBox] = []
+        self.lr_edits: list[QLineEdit] = []
         slots = QGroupBox("Optimizers")
         slot_form = QFormLayout(slots)
         for index, racer in enumerate(self.racers):
@@ -417,14 +158,31 @@ class Playground(QWidget):
             momentum.setChecked(racer.momentum)
             momentum.setToolTip("use the momentum slider's μ (β₁ for Adam-like); unticked: 0")
             momentum.toggled.connect(lambda _, i=index: self._slot_changed(i))
+            lr = QLineEdit()
+            lr.setMaximumWidth(70)
+            lr.setToolTip(
+                f"this slot's learning rate ({LR_RANGE[0]:g} to {LR_RANGE[1]:g}); "
+                "the learning-rate slider sets every slot's"
+            )
+            lr.editingFinished.connect(lambda i=index: self._lr_edited(i))
             row = QHBoxLayout()
             row.addWidget(box, 1)
             row.addWidget(momentum)
+            row.addWidget(QLabel("lr"))
+            row.addWidget(lr)
             slot_form.addRow(self.swatch(index), row)
             self.slot_boxes.append(box)
             self.momentum_boxes.append(momentum)
+            self.lr_edits.append(lr)
+        self.tune_button = QPushButton("Tune each")
+        self.tune_button.setToolTip(
+            "give every slot the learning rate that ends lowest on this function and start "
+            "(20 rates, log-spaced, tried in a second or two)"
+        )
+        self.tune_button.clicked.connect(self.tune)
+        slot_form.addRow(self.tune_button)
 
-        self.lr_slider = LogSlider(1e-5, 1.0, 500, log=True)
+        self.lr_slider = LogSlider(*LR_RANGE, 500, log=True)
         self.momentum_slider = LogSlider(0.0, 0.99, 99)
         self.beta2_slider = LogSlider(0.5, 0.9999, 330, reverse=True)
         self.steps_slider = LogSlider(10, MAX_STEPS, 49)
@@ -432,7 +190,7 @@ class Playground(QWidget):
         sliders = QGroupBox("Hyperparameters (all slots)")
         slider_form = QFormLayout(sliders)
         for name, slider in (
-            ("learning rate", self.lr_slider),
+            ("learning rate (all)", self.lr_slider),
             ("momentum μ", self.momentum_slider),
             ("β₂", self.beta2_slider),
             ("steps", self.steps_slider),
@@ -455,6 +213,9 @@ class Playground(QWidget):
         self.skip_button.clicked.connect(self.skip)
         self.timing_label = QLabel()
         self.timing_label.setWordWrap(True)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c0392b;")
         hint = QLabel("Click on the contour to start the race from there.")
         hint.setWordWrap(True)
 
@@ -470,6 +231,7 @@ class Playground(QWidget):
         controls.addLayout(buttons)
         controls.addWidget(hint)
         controls.addWidget(self.timing_label)
+        controls.addWidget(self.error_label)
         controls.addStretch(1)
         panel = QWidget()
         panel.setLayout(controls)
@@ -524,8 +286,27 @@ class Playground(QWidget):
         self._syncing = False
         self.rerun()
 
+    def tune(self) -> Race:
+        """Give each slot its best learning rate on the shown function and start, and re-run.
+
+        The search is `race.tune_learning_rates`; it takes a second or two, under a busy cursor.
+        """
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            began = time.perf_counter()
+            self.racers = list(tune_learning_rates(self.settings, tuple(self.racers)))
+            seconds = time.perf_counter() - began
+        finally:
+            QApplication.restoreOverrideCursor()
+        race = self.rerun()
+        self.timing_label.setText(f"{self.timing_label.text()}; tuned in {seconds:.1f} s")
+        return race
+
     def set_settings(self, **changes: Any) -> None:
-        """Change `RaceSettings` fields (lr, momentum, beta2, steps) and re-run."""
+        """Change `RaceSettings` fields (lr, momentum, beta2, steps) and re-run; `lr` is then
+        every slot's learning rate, as the slider sets it."""
+        if "lr" in changes:
+            self.racers = [replace(racer, lr=None) for racer in self.racers]
         self.settings = replace(self.settings, **changes)
         self._show_settings()
         self.rerun()
@@ -534,25 +315,56 @@ class Playground(QWidget):
         """Move the sliders to `settings` without taking that as the user's edit."""
         self._syncing = True
         self.lr_slider.set_real_value(self.settings.lr)
+        self._show_lrs()
         self.momentum_slider.set_real_value(self.settings.momentum)
         self.beta2_slider.set_real_value(self.settings.beta2)
         self.steps_slider.set_real_value(self.settings.steps)
         self._syncing = False
 
+    def _show_lrs(self) -> None:
+        """Each slot's learning-rate field shows the rate it races at."""
+        for racer, edit in zip(self.racers, self.lr_edits, strict=True):
+            edit.setText(f"{self.settings.lr if racer.lr is None else racer.lr:.3g}")
+
     def _slot_changed(self, index: int) -> None:
         if self._syncing:
             return
         self.racers[index] = Racer(
-            self.slot_boxes[index].currentText(), self.momentum_boxes[index].isChecked()
+            self.slot_boxes[index].currentText(),
+            self.momentum_boxes[index].isChecked(),
+            self.racers[index].lr,
         )
         self.rerun()
+
+    def _lr_edited(self, index: int) -> None:
+        """A slot's learning rate typed in: race at it, or say what is wrong and keep the old."""
+        text = self.lr_edits[index].text().strip()
+        low, high = LR_RANGE
+        try:
+            lr = float(text)
+        except ValueError:
+            lr = math.nan
+        if not low <= lr <= high:
+            self.error_label.setText(
+                f"{self.racers[index].label} learning rate: {text!r} is not a number from "
+                f"{low:g} to {high:g}"
+            )
+            self._show_lrs()
+            return
+        self.error_label.clear()
+        if lr != self.racers[index].lr:
+            self.racers[index] = replace(self.racers[index], lr=lr)
+            self.rerun()
 
     def _sliders_changed(self) -> None:
         if self._syncing:
             return
+        lr = float(f"{self.lr_slider.real_value():.3g}")
+        if lr != self.settings.lr:  # the slider sets every slot's rate
+            self.racers = [replace(racer, lr=None) for racer in self.racers]
         self.settings = replace(
             self.settings,
-            lr=float(f"{self.lr_slider.real_value():.3g}"),
+            lr=lr,
             momentum=round(self.momentum_slider.real_value(), 2),
             beta2=float(f"{self.beta2_slider.real_value():.4g}"),
             steps=int(round(self.steps_slider.real_value() / 10) * 10),
@@ -579,6 +391,7 @@ class Playground(QWidget):
         """Run the race with the current settings and draw it (unrolling if `animate`)."""
         self.race = run_race(self.settings, tuple(self.racers))
         self._update_labels()
+        self._show_lrs()
         # the function's view and the start: paths leaving it would grow the landscape and
         # redraw its contours (tens of ms) on many a click; the plot shows that view anyway
         objective = {k: v for k, v in self.settings.task_params().items() if k != "start"}
@@ -598,12 +411,13 @@ class Playground(QWidget):
     def _legend_text(self, lane: Lane) -> str:
         if lane.error and len(lane.losses) <= 1:
             return f"{lane.racer.label}: {lane.error}"
-        text = f"{lane.racer.label}: final loss {lane.final_loss:.3g}"
+        lr = self.settings.lr if lane.racer.lr is None else lane.racer.lr
+        text = f"{lane.racer.label}: final loss {lane.final_loss:.3g} at lr {lr:.3g}"
         return f"{text} ({lane.error})" if lane.error else text
 
     def _update_labels(self) -> None:
         s = self.settings
-        self.value_labels["learning rate"].setText(f"{s.lr:.3g}")
+        self.value_labels["learning rate (all)"].setText(f"{s.lr:.3g}")
         self.value_labels["momentum μ"].setText(f"{s.momentum:.2f}")
         self.value_labels["β₂"].setText(f"{s.beta2:.4g}")
         self.value_labels["steps"].setText(str(s.steps))

@@ -13,17 +13,18 @@ from torch import nn
 
 from descentlab.app.main_window import MainWindow
 from descentlab.app.panels.gallery import GalleryDialog, gallery_presets, watch_verdicts
-from descentlab.app.playground import (
+from descentlab.app.playground import Playground
+from descentlab.app.plots.colors import CONTRAST, LIGHT
+from descentlab.app.presentation import FONT_SCALE, presentation, set_presentation
+from descentlab.app.race import (
     DEFAULT_RACERS,
-    Playground,
     Racer,
     RaceSettings,
     hyperparameters,
     race_optimizers,
     run_race,
+    tune_learning_rates,
 )
-from descentlab.app.plots.colors import CONTRAST, LIGHT
-from descentlab.app.presentation import FONT_SCALE, presentation, set_presentation
 from descentlab.engine import registry
 from descentlab.engine.session.writer import SessionWriter, write_claims
 from descentlab.engine.spec import parse_toml
@@ -99,6 +100,45 @@ def test_a_closure_optimizer_races_too() -> None:
     assert lane.error == "" and lane.final_loss < 1e-12
 
 
+def test_tuning_gives_each_racer_its_best_rate_on_rosenbrock() -> None:
+    """Issue 11: at one shared rate of 0.002, Adam and RMSprop barely leave the start."""
+    settings = RaceSettings(function="rosenbrock", lr=2e-3)
+    untuned = run_race(settings, DEFAULT_RACERS)
+    assert untuned.lanes[2].final_loss > 4  # adam + momentum: the unfair race
+    tuned_racers = tune_learning_rates(settings, DEFAULT_RACERS)
+    assert [(r.optimizer, r.momentum) for r in tuned_racers] == [
+        (r.optimizer, r.momentum) for r in DEFAULT_RACERS
+    ]
+    tuned = run_race(settings, tuned_racers)
+    for before, after in zip(untuned.lanes, tuned.lanes, strict=True):
+        assert after.error == ""
+        assert after.final_loss <= before.final_loss
+    assert tuned.lanes[2].final_loss < 1e-2  # Adam, at its own rate
+    assert tuned.lanes[3].final_loss < 1e-1  # RMSprop too
+    grid = {float(f"{lr:.3g}") for lr in np.geomspace(1e-5, 1.0, 20)} | {2e-3}
+    assert all(r.lr in grid for r in tuned_racers)
+
+
+def test_tuning_leaves_a_racer_without_a_learning_rate_as_it_is() -> None:
+    settings = RaceSettings(function="quadratic2d", steps=20)
+    no_lr = next(
+        p.id
+        for p in registry.plugins("optimizers").values()
+        if p.id in race_optimizers() and all(q.name != "lr" for q in p.params)
+    )
+    (racer,) = tune_learning_rates(settings, (Racer(no_lr),))
+    assert racer == Racer(no_lr)
+    with pytest.raises(ValueError, match="points >= 2"):
+        tune_learning_rates(settings, (Racer("sgd"),), points=1)
+
+
+def test_a_racers_own_rate_replaces_the_shared_one() -> None:
+    catalogue = registry.plugins("optimizers")
+    settings = RaceSettings(lr=0.01)
+    assert hyperparameters(catalogue["sgd"], settings, Racer("sgd"))["lr"] == 0.01
+    assert hyperparameters(catalogue["sgd"], settings, Racer("sgd", lr=0.3))["lr"] == 0.3
+
+
 # -- the playground window ---------------------------------------------------------------------
 
 
@@ -139,6 +179,7 @@ def test_paths_unroll_and_the_animation_can_be_skipped(playground: Playground) -
         np.testing.assert_array_equal(np.column_stack([xs, ys]), lane.path)
     legend = [label.text for _, label in playground.legend.items]
     assert legend[0].startswith("sgd: final loss")
+    assert legend[0].endswith("at lr 0.002")
 
 
 def test_every_function_and_a_new_racer_redraw(playground: Playground) -> None:
@@ -150,6 +191,29 @@ def test_every_function_and_a_new_racer_redraw(playground: Playground) -> None:
     playground.set_racer(3, Racer("lion", momentum=True))
     assert playground.slot_boxes[3].currentText() == "lion"
     assert playground.race.lanes[3].racer == Racer("lion", momentum=True)
+
+
+def test_tune_each_sets_every_slots_field_and_the_slider_resets_them(
+    playground: Playground,
+) -> None:
+    playground.set_settings(steps=100)
+    before = [lane.final_loss for lane in playground.race.lanes]
+    race = playground.tune()
+    tuned = [racer.lr for racer in playground.racers]
+    assert [edit.text() for edit in playground.lr_edits] == [f"{lr:.3g}" for lr in tuned]
+    after = [lane.final_loss for lane in race.lanes]
+    assert all(a <= b for a, b in zip(after, before, strict=True))
+    assert "tuned in" in playground.timing_label.text()
+    playground.lr_edits[1].setText("0.0005")
+    playground.lr_edits[1].editingFinished.emit()
+    assert playground.racers[1].lr == 5e-4 and playground.race.lanes[1].racer.lr == 5e-4
+    playground.lr_edits[0].setText("fast")
+    playground.lr_edits[0].editingFinished.emit()
+    assert "'fast' is not a number from 1e-05 to 1" in playground.error_label.text()
+    assert playground.lr_edits[0].text() == f"{tuned[0]:.3g}"  # the old rate, shown again
+    playground.set_settings(lr=0.01)  # what the learning-rate slider does: every slot's rate
+    assert all(racer.lr is None for racer in playground.racers)
+    assert [edit.text() for edit in playground.lr_edits] == ["0.01"] * 4
 
 
 # -- presentation mode and the gallery (main window) ------------------------------------------
