@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 
 from descentlab.app.forms import ParamForm
-from descentlab.app.panels.experiment import (
-    COST_STEPS,
-    ExperimentPanel,
-    default_spec,
-    parse_path,
-)
+from descentlab.app.panels.experiment import ExperimentPanel, default_spec, parse_path
+from descentlab.app.panels.run_editor import needs_sentence
 from descentlab.engine import registry
+from descentlab.engine.cost import COST_STEPS
 from descentlab.engine.params import Param
 from descentlab.engine.spec import load_spec, parse_spec
 
@@ -340,3 +338,21 @@ def test_param_form_types_values_and_errors(qtbot: Any) -> None:
     assert form.editor("lr").parentWidget().parentWidget().property("error") is True
     form.clear_errors()
     assert form.error_text("lr") == ""
+
+
+def test_the_catalogue_says_every_need_of_an_optimizer(panel: ExperimentPanel) -> None:
+    """The panel once listed closure, create_graph and roles only, leaving out batch and
+    train_eval; it now says what `descentlab list` says (engine.catalogue.needs_text)."""
+    ema = registry.plugins("optimizers")["ema"]
+    assert needs_sentence(ema) == "Needs: closure, roles, batch, train_eval."
+    assert needs_sentence(registry.plugins("optimizers")["sgd"]) == ""
+    catalogue = panel.run_editor(0).catalogue
+    tips = {
+        catalogue.list.item(row).data(Qt.ItemDataRole.UserRole): catalogue.list.item(row).toolTip()
+        for row in range(catalogue.list.count())
+    }
+    assert "Needs: closure, roles, batch, train_eval." in tips["ema"]
+    assert "Needs: batch." in tips["newton"]
+    assert "Needs: train_eval." in tips["langevin"]
+    catalogue.set_current("ema")
+    assert "train_eval" in catalogue.current_label.toolTip()

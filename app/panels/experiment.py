@@ -5,42 +5,33 @@ validator (`parse_spec`): it maps each problem's field path back to the widget t
 value and shows the message there, so the GUI and `descentlab run` accept exactly the same specs.
 Values the form cannot offer (an unknown plugin id from a file) are kept and shown rather than
 replaced, so the validator names them instead of the editor silently changing the experiment.
+
+Its parts live beside it: `run_editor` (one run), `diagnostic_row` (one diagnostic),
+`plugin_params` (a plugin's form), `spec_problems` (problem paths and the summary), `spec_file`
+(reading and writing TOML); the cost estimate is the engine's (`engine.cost`).
 """
 
 from __future__ import annotations
 
-import html
-import importlib.resources
 import re
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-import tomli_w
 import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QScrollArea,
     QStyle,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -53,33 +44,28 @@ from descentlab.app.forms import (
     guard_wheel,
     select_data,
 )
+from descentlab.app.panels.diagnostic_row import DiagnosticRow
+from descentlab.app.panels.plugin_params import (
+    PluginParams,
+    discard,
+    hint,
+    indented,
+    plugin_table,
+    rich_tooltip,
+)
+from descentlab.app.panels.run_editor import RunEditor
+from descentlab.app.panels.spec_file import default_spec, read_spec_file, spec_toml
+from descentlab.app.panels.spec_problems import index_suffix, parse_path, problems_by_run, summary
 from descentlab.engine import registry
-from descentlab.engine.params import Param
-from descentlab.engine.plugin import DiagnosticPlugin, OptimizerPlugin
-from descentlab.engine.schedules import SCHEDULES
+from descentlab.engine.cost import COST_STEPS, describe_overhead, estimate_overhead
+from descentlab.engine.plugin import DiagnosticPlugin
 from descentlab.engine.spec import (
     DEFAULT_OPTIMIZER,
     TOP_PARAMS,
     ExperimentSpec,
     SpecError,
-    every_param,
     parse_spec,
 )
-
-COST_STEPS: dict[str, float] = {"free": 0.0, "cheap": 1.0, "heavy": 50.0}
-"""Rough price of one record of a diagnostic, in training steps, by its declared cost class.
-
-Only the class is known before running (a Hessian record costs tens of Hessian-vector products,
-a norm record a few reductions), so the estimate is order-of-magnitude and labelled as such.
-"""
-DEFAULT_SCHEDULE = "constant"
-_HINT_STYLE = "color: #888; font-size: 11px;"
-
-
-def default_spec() -> dict[str, Any]:
-    """The bundled default experiment, so the panel opens on something runnable (DESIGN §6)."""
-    preset = importlib.resources.files("descentlab.assets") / "presets" / "default.toml"
-    return tomllib.loads(preset.read_text(encoding="utf-8"))
 
 
 def device_suggestions() -> tuple[str, ...]:
@@ -90,498 +76,6 @@ def device_suggestions() -> tuple[str, ...]:
     gpus = [f"cuda:{i}" for i in range(max(torch.cuda.device_count(), 1))]
     mps = ["mps"] if torch.backends.mps.is_available() else []
     return ("auto", "cpu", "cuda", *gpus, *mps)
-
-
-def optimizer_matches(plugin: OptimizerPlugin, query: str) -> bool:
-    """Whether every word of `query` occurs in the optimizer's id, title, family or reference.
-
-    Searching the reference lets a user find methods by paper or author ("Kingma", "Nesterov"),
-    and the family by kind ("adaptive"); words narrow the result, as in a search box.
-    """
-    haystack = " ".join((plugin.id, plugin.title, plugin.family, plugin.reference)).casefold()
-    return all(word in haystack for word in query.casefold().split())
-
-
-def estimate_overhead(
-    enabled: Iterable[tuple[DiagnosticPlugin, int]],
-) -> tuple[float, list[tuple[str, int, float]]]:
-    """Estimated extra time per training step of the enabled diagnostics, as a fraction.
-
-    Each (plugin, every) costs `COST_STEPS[plugin.cost] / every`; returns the total and the
-    (id, every, share) parts, largest first, so the label can name what is expensive.
-    """
-    parts = [(p.id, every, COST_STEPS.get(p.cost, 1.0) / every) for p, every in enabled]
-    parts.sort(key=lambda part: -part[2])
-    return sum(part[2] for part in parts), parts
-
-
-def describe_overhead(total: float, parts: list[tuple[str, int, float]]) -> str:
-    """One line for the cost label, e.g. 'Estimate: diagnostics add ≈ +126% time per step
-    (hessian every 50: +100%, …)'."""
-    if not parts:
-        return "Estimate: no diagnostics enabled, no overhead."
-    detail = ", ".join(f"{i} every {every}: +{_percent(share)}" for i, every, share in parts)
-    return f"Estimate: diagnostics add ≈ +{_percent(total)} time per step ({detail})"
-
-
-def _percent(fraction: float) -> str:
-    percent = 100 * fraction
-    if percent == 0:
-        return "0%"
-    return f"{percent:.0f}%" if percent >= 1 else "<1%"
-
-
-def parse_path(path: str) -> list[str | int]:
-    """Split a problem's field path, 'runs[1].optimizer.betas[0]' → ['runs', 1, 'optimizer',
-    'betas', 0]; the panel walks it down to the widget holding the value."""
-    return [
-        int(token[1:-1]) if token.startswith("[") else token
-        for token in re.findall(r"\[\d+\]|[^.\[\]]+", path)
-    ]
-
-
-def _index_suffix(rest: list[str | int]) -> str:
-    """'[1]' for an error about one item of a list parameter, so the message says which."""
-    return "".join(f"[{t}]" if isinstance(t, int) else f".{t}" for t in rest)
-
-
-def _plugin_table(raw: Any, default_id: str | None) -> tuple[str | None, dict[str, Any]]:
-    """(id, params) of a plugin reference written as a table, a bare id string or nothing.
-
-    Ids are made strings: a malformed id (a list) is shown as text and rejected by the validator
-    rather than breaking the widgets that list plugins by id.
-    """
-    if isinstance(raw, str):
-        return raw, {}
-    if not isinstance(raw, Mapping):
-        return default_id, {}
-    params = dict(raw)
-    plugin_id = params.pop("id", default_id)
-    return (None if plugin_id is None else str(plugin_id)), params
-
-
-def _hint(text: str = "") -> QLabel:
-    """A small grey explanatory label."""
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setStyleSheet(_HINT_STYLE)
-    return label
-
-
-def _discard(widget: QWidget) -> None:
-    """Remove a replaced widget now: deleteLater alone leaves it painted over its successor
-    until the event loop gets round to deleting it."""
-    widget.hide()
-    widget.setParent(None)
-    widget.deleteLater()
-
-
-def _rich_tooltip(*paragraphs: str) -> str:
-    """Paragraphs as a rich-text tooltip, which Qt word-wraps (plain tooltips run off-screen)."""
-    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)
-
-
-class PluginParams(QWidget):
-    """The parameter form of whichever plugin is selected, rebuilt when the selection changes.
-
-    For an id the registry does not know there is no schema: the parameters are kept as they
-    were written (and listed), so they survive a save and reach the validator, which names the id.
-    """
-
-    changed = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.form = ParamForm(())
-        self._kept: dict[str, Any] | None = None
-        self._note = _hint()
-        self._note.hide()
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.addWidget(self._note)
-        self._layout.addWidget(self.form)
-
-    def rebuild(self, schema: tuple[Param, ...] | None, values: Mapping[str, Any]) -> None:
-        """Show the form of `schema` holding `values` (None: an unknown plugin, keep them)."""
-        form = ParamForm(schema or (), values)
-        form.changed.connect(self.changed)
-        self._layout.replaceWidget(self.form, form)
-        _discard(self.form)
-        self.form = form
-        self._kept = None if schema is not None else dict(values)
-        self._note.setVisible(self._kept is not None)
-        kept = ", ".join(f"{k} = {v!r}" for k, v in (self._kept or {}).items())
-        self._note.setText(
-            "unknown id; its parameters are kept as written" + (f": {kept}" if kept else "")
-        )
-
-    def values(self) -> dict[str, Any]:
-        return self.form.values() if self._kept is None else dict(self._kept)
-
-    def table(self) -> dict[str, Any]:
-        return self.form.table() if self._kept is None else dict(self._kept)
-
-
-class OptimizerCatalogue(QWidget):
-    """The optimizer in use, and a searchable list of every registered one to pick another.
-
-    The search matches id, title, family and paper (see `optimizer_matches`); Enter in the search
-    box picks the first match. `selected` fires only on the user's pick.
-    """
-
-    selected = Signal(str)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._plugins = registry.plugins("optimizers")
-        self._current = ""
-        self.current_label = QLabel()
-        self.current_label.setWordWrap(True)
-        self.current_label.setTextFormat(Qt.TextFormat.RichText)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("search: name, family, paper, author…")
-        self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self._filter)
-        self.search.returnPressed.connect(self._pick_first_match)
-        self.list = QListWidget()
-        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        for pid, plugin in self._plugins.items():
-            item = QListWidgetItem(f"{pid} — {plugin.title} · {plugin.family}")
-            item.setData(Qt.ItemDataRole.UserRole, pid)
-            item.setToolTip(_rich_tooltip(plugin.summary, plugin.reference, _needs_text(plugin)))
-            self.list.addItem(item)
-        rows = min(6, max(self.list.count(), 1))
-        self.list.setFixedHeight(self.list.sizeHintForRow(0) * rows + 2 * self.list.frameWidth())
-        self.list.itemClicked.connect(self._pick)
-        self.list.itemActivated.connect(self._pick)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(3)
-        layout.addWidget(self.current_label)
-        layout.addWidget(self.search)
-        layout.addWidget(self.list)
-
-    def current_id(self) -> str:
-        return self._current
-
-    def set_current(self, plugin_id: str) -> None:
-        """Show `plugin_id` as the optimizer in use (without emitting `selected`)."""
-        self._current = plugin_id
-        plugin = self._plugins.get(plugin_id)
-        if plugin is None:
-            self.current_label.setText(
-                f"<b>{html.escape(plugin_id)}</b> — "
-                f"<span style='color:{ERROR_COLOR}'>unknown optimizer</span>"
-            )
-            self.current_label.setToolTip("")
-            self.list.clearSelection()
-            return
-        self.current_label.setText(
-            f"<b>{html.escape(plugin.title)}</b> · {html.escape(plugin.family)}"
-            f"<br><small>{html.escape(plugin.reference)}</small>"
-        )
-        self.current_label.setToolTip(_rich_tooltip(plugin.summary, _needs_text(plugin)))
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            if item.data(Qt.ItemDataRole.UserRole) == plugin_id:
-                self.list.setCurrentItem(item)
-
-    def visible_ids(self) -> list[str]:
-        """Ids the search currently lets through, in list order."""
-        return [
-            self.list.item(row).data(Qt.ItemDataRole.UserRole)
-            for row in range(self.list.count())
-            if not self.list.item(row).isHidden()
-        ]
-
-    def _filter(self, text: str) -> None:
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            plugin = self._plugins[item.data(Qt.ItemDataRole.UserRole)]
-            item.setHidden(not optimizer_matches(plugin, text))
-
-    def _pick_first_match(self) -> None:
-        matches = self.visible_ids()
-        if matches:
-            self._choose(matches[0])
-
-    def _pick(self, item: QListWidgetItem) -> None:
-        self._choose(item.data(Qt.ItemDataRole.UserRole))
-
-    def _choose(self, plugin_id: str) -> None:
-        if plugin_id != self._current:
-            self.set_current(plugin_id)
-            self.selected.emit(plugin_id)
-
-
-def _needs_text(plugin: OptimizerPlugin) -> str:
-    needs = [
-        label
-        for label, on in (
-            ("a loss closure", plugin.needs.closure),
-            ("create_graph on backward", plugin.needs.create_graph),
-            ("parameter roles", plugin.needs.roles),
-        )
-        if on
-    ]
-    return "Needs " + ", ".join(needs) + "." if needs else ""
-
-
-class RunEditor(QWidget):
-    """One run: its name, optimizer (catalogue + form) and learning-rate schedule (combo + form).
-
-    A run added with the Add button is auto-named after its optimizer until the user types a
-    name, so picking "sgd" for a fresh run does not leave it called "adam".
-    """
-
-    changed = Signal()
-    optimizer_changed = Signal(str)
-
-    def __init__(self, raw: Any, auto_named: bool = False, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.auto_named = auto_named
-        self._loading = True
-        self.name_edit = QLineEdit()
-        self.name_edit.setToolTip(
-            "Run name: letters, digits and _ . + - (no spaces or slashes); unique in the spec."
-        )
-        self.name_edit.textEdited.connect(self._name_typed)
-        self.name_field = FieldFrame(self.name_edit)
-        self.catalogue = OptimizerCatalogue()
-        self.catalogue.selected.connect(self._optimizer_picked)
-        self.optimizer_field = FieldFrame(self.catalogue)
-        self.optimizer_params = PluginParams()
-        self.optimizer_params.changed.connect(self.changed)
-        self.schedule_combo = QComboBox()
-        guard_wheel(self.schedule_combo, WheelGuard(self))
-        for sid in SCHEDULES:
-            self.schedule_combo.addItem(sid, sid)
-        self.schedule_combo.setToolTip("Learning-rate schedule: a multiplier of the base rate.")
-        self.schedule_combo.currentIndexChanged.connect(self._schedule_picked)
-        self.schedule_field = FieldFrame(self.schedule_combo)
-        self.schedule_params = PluginParams()
-        self.schedule_params.changed.connect(self.changed)
-
-        layout = QFormLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        layout.addRow("name", self.name_field)
-        layout.addRow("optimizer", self.optimizer_field)
-        layout.addRow(_indented(self.optimizer_params))
-        layout.addRow("schedule", self.schedule_field)
-        layout.addRow(_indented(self.schedule_params))
-        self.set_run(raw)
-
-    def set_run(self, raw: Any) -> None:
-        """Load a `[[runs]]` table; missing parts get the validator's defaults."""
-        raw = raw if isinstance(raw, Mapping) else {}
-        opt_id, opt_params = _plugin_table(raw.get("optimizer"), DEFAULT_OPTIMIZER)
-        sched_id, sched_params = _plugin_table(raw.get("schedule"), DEFAULT_SCHEDULE)
-        self._loading = True
-        try:
-            self.name_edit.setText(str(raw.get("name", opt_id)))
-            self._set_optimizer(opt_id or "", opt_params)
-            select_data(self.schedule_combo, sched_id, f"{sched_id} (unknown)")
-            self.schedule_params.rebuild(SCHEDULES.get(sched_id or ""), sched_params)
-        finally:
-            self._loading = False
-
-    def run_dict(self) -> dict[str, Any]:
-        """The run as a `[[runs]]` table."""
-        return {
-            "name": self.name(),
-            "optimizer": {"id": self.optimizer_id(), **self.optimizer_params.table()},
-            "schedule": {"id": self.schedule_combo.currentData(), **self.schedule_params.table()},
-        }
-
-    def name(self) -> str:
-        return self.name_edit.text().strip()
-
-    def set_name(self, name: str) -> None:
-        self.name_edit.setText(name)
-        self.changed.emit()
-
-    def optimizer_id(self) -> str:
-        return self.catalogue.current_id()
-
-    def set_optimizer(self, plugin_id: str) -> None:
-        """Switch optimizer as a user pick does, keeping the values of same-named parameters."""
-        self._optimizer_picked(plugin_id)
-
-    @property
-    def optimizer_form(self) -> ParamForm:
-        return self.optimizer_params.form
-
-    @property
-    def schedule_form(self) -> ParamForm:
-        return self.schedule_params.form
-
-    def show_problem(self, rest: list[str | int], message: str) -> bool:
-        """Show a problem whose path below `runs[i]` is `rest`; False when no widget holds it."""
-        match rest:
-            case ["name"]:
-                self.name_field.show_error(message)
-            case ["optimizer"] | ["optimizer", "id"]:
-                self.optimizer_field.show_error(message)
-            case ["schedule"] | ["schedule", "id"]:
-                self.schedule_field.show_error(message)
-            case ["optimizer" | "schedule" as part, str(name), *more]:
-                form = self.optimizer_form if part == "optimizer" else self.schedule_form
-                return form.show_error(
-                    name, f"{name}{_index_suffix(more)}: {message}" if more else message
-                )
-            case _:
-                return False
-        return True
-
-    def clear_errors(self) -> None:
-        for frame in (self.name_field, self.optimizer_field, self.schedule_field):
-            frame.clear_error()
-        self.optimizer_form.clear_errors()
-        self.schedule_form.clear_errors()
-
-    def _set_optimizer(self, plugin_id: str, values: Mapping[str, Any]) -> None:
-        self.catalogue.set_current(plugin_id)
-        plugin = registry.plugins("optimizers").get(plugin_id)
-        self.optimizer_params.rebuild(None if plugin is None else plugin.params, values)
-
-    def _optimizer_picked(self, plugin_id: str) -> None:
-        plugin = registry.plugins("optimizers").get(plugin_id)
-        names = {p.name for p in plugin.params} if plugin else set()
-        kept = {k: v for k, v in self.optimizer_params.values().items() if k in names}
-        self._set_optimizer(plugin_id, kept)
-        self.optimizer_field.clear_error()
-        self.optimizer_changed.emit(plugin_id)
-        self.changed.emit()
-
-    def _schedule_picked(self) -> None:
-        if self._loading:
-            return
-        sid = self.schedule_combo.currentData()
-        names = {p.name for p in SCHEDULES.get(sid, ())}
-        kept = {k: v for k, v in self.schedule_params.values().items() if k in names}
-        self.schedule_params.rebuild(SCHEDULES.get(sid), kept)
-        self.schedule_field.clear_error()
-        self.changed.emit()
-
-    def _name_typed(self) -> None:
-        self.auto_named = False
-        self.name_field.clear_error()
-        self.changed.emit()
-
-
-def _indented(widget: QWidget) -> QWidget:
-    """`widget` shifted right, so a plugin's parameters read as belonging to the row above."""
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(14, 0, 0, 4)
-    layout.addWidget(widget)
-    return box
-
-
-class DiagnosticRow(QWidget):
-    """A registered diagnostic: enabled or not, its schedule (`every`) and collapsible options."""
-
-    changed = Signal()
-
-    def __init__(self, plugin: DiagnosticPlugin, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.plugin = plugin
-        self._runs: list[Any] | None = None
-        self.enabled_box = QCheckBox(f"{plugin.title} ({plugin.id})")
-        self.enabled_box.setToolTip(
-            _rich_tooltip(plugin.summary, plugin.reference, f"Cost class: {plugin.cost}.")
-        )
-        self.enabled_box.toggled.connect(self._toggled)
-        self.every_form = ParamForm((every_param(plugin.every),))
-        self.every_form.changed.connect(self.changed)
-        self.options_button = QToolButton()
-        self.options_button.setText("options")
-        self.options_button.setCheckable(True)
-        self.options_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.options_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.options_button.setAutoRaise(True)
-        self.options_button.toggled.connect(self.set_expanded)
-        self.options_button.setVisible(bool(plugin.params))
-        self.form = ParamForm(plugin.params)
-        self.form.changed.connect(self.changed)
-        self.form.hide()
-        self.runs_note = _hint()
-        self.runs_note.hide()
-
-        schedule = QHBoxLayout()
-        schedule.setContentsMargins(22, 0, 0, 0)  # under the check box's text
-        schedule.addWidget(self.every_form, 1)
-        schedule.addWidget(self.options_button, 0, Qt.AlignmentFlag.AlignTop)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addWidget(self.enabled_box)
-        layout.addLayout(schedule)
-        layout.addWidget(self.runs_note)
-        layout.addWidget(_indented(self.form))
-        self.set_entry(None)
-
-    def set_entry(self, raw: Mapping[str, Any] | None) -> None:
-        """Load a `[[diagnostics]]` table, or None for disabled with the descriptor's defaults.
-
-        A `runs` filter (the runs it applies to) has no editor here; it is kept and shown.
-        """
-        values = dict(raw or {})
-        values.pop("id", None)
-        self._runs = values.pop("runs", None)
-        self.every_form.set_values({"every": values.pop("every", self.plugin.every)})
-        self.form.set_values(values)
-        self.runs_note.setText(f"only for runs: {self._runs}" if self._runs is not None else "")
-        self.runs_note.setVisible(self._runs is not None)
-        self.enabled_box.setChecked(raw is not None)
-        self._toggled(raw is not None)
-
-    def entry(self) -> dict[str, Any] | None:
-        """The `[[diagnostics]]` table, or None when disabled."""
-        if not self.enabled_box.isChecked():
-            return None
-        out = {"id": self.plugin.id, **self.every_form.values(), **self.form.table()}
-        if self._runs is not None:
-            out["runs"] = self._runs
-        return out
-
-    def every(self) -> int | None:
-        """The schedule if it is a usable number (for the cost estimate), else None."""
-        every = self.every_form.values()["every"]
-        return every if isinstance(every, int) and every >= 1 else None
-
-    def set_expanded(self, expanded: bool) -> None:
-        self.options_button.setChecked(expanded)
-        self.options_button.setArrowType(
-            Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow
-        )
-        self.form.setVisible(expanded)
-
-    def show_problem(self, rest: list[str | int], message: str) -> bool:
-        """Show a problem whose path below `diagnostics[i]` is `rest`."""
-        match rest:
-            case ["every"]:
-                return self.every_form.show_error("every", message)
-            case [str(name), *more] if name in {p.name for p in self.plugin.params}:
-                self.set_expanded(True)
-                return self.form.show_error(
-                    name, f"{name}{_index_suffix(more)}: {message}" if more else message
-                )
-        return False
-
-    def clear_errors(self) -> None:
-        self.every_form.clear_errors()
-        self.form.clear_errors()
-
-    def _toggled(self, on: bool) -> None:
-        self.every_form.setEnabled(on)
-        self.options_button.setEnabled(on)
-        self.form.setEnabled(on)
-        self.changed.emit()
 
 
 class ExperimentPanel(QWidget):
@@ -650,7 +144,7 @@ class ExperimentPanel(QWidget):
         for tid, plugin in self._tasks.items():
             self.task_combo.addItem(f"{plugin.title} ({tid})", tid)
             index = self.task_combo.count() - 1
-            tip = _rich_tooltip(plugin.summary, plugin.reference)
+            tip = rich_tooltip(plugin.summary, plugin.reference)
             self.task_combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
         # sized by a short minimum, not by the longest title, so it stays beside its label
         self.task_combo.setSizeAdjustPolicy(
@@ -665,7 +159,7 @@ class ExperimentPanel(QWidget):
         layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         layout.addRow("task", self.task_field)
-        layout.addRow(_indented(self.task_params))
+        layout.addRow(indented(self.task_params))
         return group
 
     def _runs_group(self) -> QGroupBox:
@@ -705,9 +199,9 @@ class ExperimentPanel(QWidget):
         for row in self._rows.values():
             row.changed.connect(self._diagnostics_edited)
             self._row_box.addWidget(row)
-        self.cost_label = _hint()
+        self.cost_label = hint()
         self.cost_label.setToolTip(
-            _rich_tooltip(
+            rich_tooltip(
                 "A rough estimate from each diagnostic's declared cost class: free ≈ 0, "
                 f"cheap ≈ {COST_STEPS['cheap']:g} and heavy ≈ {COST_STEPS['heavy']:g} training "
                 "steps per record, divided by its `every`. Real costs depend on the model, "
@@ -731,7 +225,7 @@ class ExperimentPanel(QWidget):
         self._loading = True
         try:
             self.general_form.set_values({k: data[k] for k in TOP_PARAMS if k in data})
-            task_id, task_values = _plugin_table(data.get("task"), None)
+            task_id, task_values = plugin_table(data.get("task"), None)
             self._set_task(task_id or next(iter(self._tasks), ""), task_values)
             self._set_runs(data.get("runs"))
             self._set_diagnostics(data.get("diagnostics"))
@@ -776,26 +270,18 @@ class ExperimentPanel(QWidget):
         A file that is not TOML leaves the current spec untouched; one that is TOML but invalid
         is loaded, its problems marked, so it can be repaired here.
         """
-        path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            problem = f"cannot read the file: {reason}"
-        except tomllib.TOMLDecodeError as exc:
-            problem = f"not valid TOML: {exc}"
-        else:
-            self.set_spec(data)
-            return True
-        self._show_summary(
-            f"Not opened; the current spec is unchanged.\n{SpecError([problem], str(path))}"
-        )
-        return False
+            data = read_spec_file(path)
+        except SpecError as exc:
+            self._show_summary(f"Not opened; the current spec is unchanged.\n{exc}")
+            return False
+        self.set_spec(data)
+        return True
 
     def save_file(self, path: str | Path) -> bool:
         """Write the form as TOML; True when written. A spec with problems is still written
         (a draft is never lost) and its problems are marked."""
-        text = tomli_w.dumps(_without_none(self.spec_dict()))
+        text = spec_toml(self.spec_dict())
         try:
             Path(path).write_text(text, encoding="utf-8")
         except OSError as exc:
@@ -852,7 +338,7 @@ class ExperimentPanel(QWidget):
             return
         editor = self._editors.pop(row)
         self._editor_box.removeWidget(editor)
-        _discard(editor)
+        discard(editor)
         self.runs_list.takeItem(row)
         self.runs_list.setCurrentRow(min(row, len(self._editors) - 1))
         self._update_run_buttons()
@@ -861,7 +347,7 @@ class ExperimentPanel(QWidget):
     def _set_runs(self, raw: Any) -> None:
         for editor in self._editors:
             self._editor_box.removeWidget(editor)
-            _discard(editor)
+            discard(editor)
         self._editors.clear()
         self.runs_list.clear()
         if raw is None:  # the validator's default: one run of the default optimizer
@@ -1000,14 +486,11 @@ class ExperimentPanel(QWidget):
         run with a problem into view. `diagnostics` is the list the paths index into."""
         entries = diagnostics if isinstance(diagnostics, list) else []
         ids = [d.get("id") if isinstance(d, Mapping) else None for d in entries]
-        run_messages: dict[int, list[str]] = {}
         marked = 0
         for problem in problems:
             path, _, message = problem.partition(": ")
-            tokens = parse_path(path)
-            if tokens[:1] == ["runs"] and len(tokens) > 1 and isinstance(tokens[1], int):
-                run_messages.setdefault(tokens[1], []).append(problem)
-            marked += self._show_problem(tokens, message, ids)
+            marked += self._show_problem(parse_path(path), message, ids)
+        run_messages = problems_by_run(problems)
         for row, messages in run_messages.items():
             if row < len(self._editors):
                 self._mark_run(row, messages)
@@ -1015,9 +498,7 @@ class ExperimentPanel(QWidget):
             first = min(run_messages)
             if first < len(self._editors):
                 self.runs_list.setCurrentRow(first)
-        bullets = "\n".join(f"• {problem}" for problem in problems)
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        self._show_summary(f"{count} ({marked} marked on their fields):\n{bullets}")
+        self._show_summary(summary(problems, marked))
 
     def _show_problem(self, tokens: list[str | int], message: str, ids: list[Any]) -> bool:
         """Show one problem next to its widget; False when its path names none."""
@@ -1028,7 +509,7 @@ class ExperimentPanel(QWidget):
                 self.task_field.show_error(message)
                 return True
             case ["task", str(name), *more]:
-                text = f"{name}{_index_suffix(more)}: {message}" if more else message
+                text = f"{name}{index_suffix(more)}: {message}" if more else message
                 return self.task_form.show_error(name, text)
             case ["runs", int(row), *rest] if row < len(self._editors):
                 return self._editors[row].show_problem(rest, message)
@@ -1052,12 +533,3 @@ class ExperimentPanel(QWidget):
     def _show_summary(self, text: str) -> None:
         self.summary_label.setText(text)
         self.summary_label.show()
-
-
-def _without_none(value: Any) -> Any:
-    """`value` with None dropped from every table and array, as TOML has no null."""
-    if isinstance(value, Mapping):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_none(v) for v in value if v is not None]
-    return value
