@@ -3,14 +3,14 @@
 Training happens in the engine worker (see `engine_client.py`); this window only edits specs,
 sends commands, and redraws what changed on one timer (≈30 Hz for plots, 4 Hz for the table).
 Under the plots, the timeline replays the session: it sets every view to the state at one step.
+The plots live in `plot_area.PlotArea`; what runs and what is shown (the worker, pausing,
+following a session, forks) in `session_controller.SessionController`; this module is the
+window's chrome: docks, actions, dialogs and messages.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import shutil
-from datetime import datetime
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -37,16 +37,13 @@ from descentlab.app.panels.live_hyper import LiveHyperDialog
 from descentlab.app.panels.run_table import RunTable
 from descentlab.app.panels.timeline import Timeline
 from descentlab.app.playground import Playground
+from descentlab.app.plot_area import PlotArea
 from descentlab.app.plots.colors import run_colors
-from descentlab.app.plots.factory import make_view
-from descentlab.app.plots.layout import plot_groups
 from descentlab.app.presentation import presentation, set_presentation
+from descentlab.app.session_controller import SessionController
 from descentlab.app.session_model import SessionModel
 from descentlab.app.theme import apply_theme
-from descentlab.engine.claims import CHECKS as CLAIM_CHECKS
-from descentlab.engine.commands import Fork, Pause, Resume, SetHyper, StepN
-from descentlab.engine.session.reader import SessionError, SessionReader
-from descentlab.engine.spec import PluginRef, RunSpec, SpecError, parse_toml
+from descentlab.engine.spec import SpecError, parse_toml, run_spec_text
 
 SHORTCUTS = (
     ("Space", "start the experiment, or pause / resume it"),
@@ -93,32 +90,16 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), self.dark)
 
         self.model = SessionModel(self)
-        self.client = EngineClient(self.model, self)
+        self.session = SessionController(self.model, self)
+        self.session.message.connect(self._message)
+        self.client: EngineClient = self.session.client
         # Any finished experiment with [[claims]] (a gallery preset, or a spec opened from a
         # file) gets its verdicts in the event log.
         self.verdicts = watch_verdicts(self)
         self.colors = run_colors(self.model)
         self.colors.set_theme("dark" if self.dark else "light")
-        self.paused = False
-        self.views: dict[str, QWidget] = {}
-        self.docks: dict[str, QDockWidget] = {}
-        self._follow: Path | None = None
-        self._follow_idle = 0
-        self._live: dict[str, dict[str, object]] = {}  # values changed live, per run
-        self._session_path: Path | None = None  # the session shown (started here or opened)
 
-        self.plot_area = QMainWindow()
-        self.plot_area.setDockOptions(
-            QMainWindow.DockOption.AllowNestedDocks
-            | QMainWindow.DockOption.AllowTabbedDocks
-            | QMainWindow.DockOption.AnimatedDocks
-        )
-        self.placeholder = QLabel(
-            "Press Space (or Start) to run the experiment;\n"
-            "plots appear here as the diagnostics report."
-        )
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.plot_area.setCentralWidget(self.placeholder)
+        self.plot_area = PlotArea(self.model, self.colors)
         self.timeline = Timeline()
         centre = QWidget()
         centre_layout = QVBoxLayout(centre)
@@ -144,7 +125,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
 
         self.model.runAdded.connect(lambda _: self._sync_plots())
-        self.model.cleared.connect(self._clear_plots)
+        self.model.cleared.connect(self.plot_area.clear)
         self.model.cleared.connect(self.timeline.reset)
         self.timeline.limitChanged.connect(self.set_step_limit)
         self.run_table.lrEdited.connect(self.set_lr)
@@ -167,6 +148,20 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
         self._update_controls()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the running experiment is paused (the session controller's state)."""
+        return self.session.paused
+
+    @property
+    def views(self) -> dict[str, QWidget]:
+        """The plot views by group key (see `PlotArea`)."""
+        return self.plot_area.views
+
+    @property
+    def docks(self) -> dict[str, QDockWidget]:
+        return self.plot_area.docks
 
     # -- building -------------------------------------------------------------------------
 
@@ -279,42 +274,29 @@ class MainWindow(QMainWindow):
 
     def start_or_pause(self) -> None:
         if self.client.running:
-            self.client.send(Resume() if self.paused else Pause())
-            self.paused = not self.paused
+            self.session.pause_or_resume()
         else:
             self.start()
         self._update_controls()
 
     def start(self, start_paused: bool = False) -> bool:
         """Validate the panel's spec and start a worker on it; False if the spec is invalid."""
-        if self._follow is not None:
-            self._follow = None
         spec = self.experiment.validate()
         if spec is None:
             self._message(
                 "the experiment has errors: they are marked in the Experiment panel", alarming=True
             )
             return False
-        self.sessions_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        path = self.sessions_dir / f"{spec.name}-{stamp}.h5"
-        self._live.clear()
-        self.client.start(spec.to_toml(), str(path), start_paused=start_paused)
-        self._session_path = path
-        self.paused = start_paused
+        self.session.start(spec, self.sessions_dir, start_paused)
         self.setWindowTitle(f"Descent Lab — {spec.name}")
-        self._message(f"started {spec.name}; session: {path}")
         self._update_controls()
         return True
 
     def step_once(self) -> None:
-        if self.client.running and self.paused:
-            self.client.send(StepN(1))
+        self.session.step_once()
 
     def stop(self) -> None:
-        if self.client.running:
-            self.client.stop()
-            self.paused = False
+        self.session.stop()
         self._update_controls()
 
     def set_lr(self, run: str, value: float) -> None:
@@ -325,18 +307,14 @@ class MainWindow(QMainWindow):
         """The live-edit dialog for one run; every changed value is sent as a command."""
         model = self.model.runs[run]
         optimizer = dict(model.config.get("optimizer", {}))
-        optimizer.update(self._live.get(run, {}))
+        optimizer.update(self.session.live.get(run, {}))
         dialog = LiveHyperDialog(run, optimizer.pop("id"), optimizer, self)
         if dialog.exec() != LiveHyperDialog.DialogCode.Accepted:
             return
         self.send_hyperparameters(run, dialog.changes())
 
     def send_hyperparameters(self, run: str, changes: dict[str, object]) -> None:
-        for name, value in changes.items():
-            self.client.send(SetHyper(run, name, value))
-            self._live.setdefault(run, {})[name] = value
-        if changes:
-            self._message(f"{run}: sent " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+        self.session.send_hyperparameters(run, changes)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -354,26 +332,14 @@ class MainWindow(QMainWindow):
 
     def load_session(self, path: Path) -> bool:
         """Show a session file; one still being written is followed live."""
-        if self.client.running:
-            self._message("stop the running experiment before opening a session", alarming=True)
-            return False
-        try:
-            with SessionReader(path) as reader:
-                self.model.load(reader)
-        except SessionError as exc:
-            self._message(str(exc), alarming=True)
+        if not self.session.load_session(path):
             return False
         if self.model.spec_text:
             # a spec this lab cannot validate (a newer lab's): the plots still show
             with contextlib.suppress(SpecError):
                 self.experiment.set_spec(parse_toml(self.model.spec_text).to_dict())
-        live = any(r.status == "running" for r in self.model.runs.values())
-        self._follow = path if live else None
-        self._session_path = path
-        self._follow_idle = 0
         self.setWindowTitle(f"Descent Lab — {path.name}")
-        self._message(f"opened {path}" + (" (following it live)" if live else ""))
-        if not live:
+        if self.session.follow is None:
             self.verdicts.report(str(path))  # the verdicts it recorded, if it checked claims
         self._sync_plots()
         return True
@@ -393,7 +359,8 @@ class MainWindow(QMainWindow):
             self.experiment.save_file(path)
 
     def save_session_dialog(self) -> None:
-        source = self.client.session_path or (str(self._follow) if self._follow else "")
+        follow = self.session.follow
+        source = self.client.session_path or (str(follow) if follow else "")
         if not source:
             self._message("no session yet: start an experiment or open a session", alarming=True)
             return
@@ -403,72 +370,20 @@ class MainWindow(QMainWindow):
 
     def save_session(self, target: str | Path) -> bool:
         """Copy the session file (it is on disk already); refused mid-write, allowed paused."""
-        source = self.client.session_path
-        if not source:
-            self._message("no session to save yet", alarming=True)
-            return False
-        if self.client.running and not self.paused:
-            self._message(
-                "pause or stop the experiment before saving a copy of its session", alarming=True
-            )
-            return False
-        shutil.copy2(source, target)
-        self._message(f"session saved to {target}")
-        return True
+        return self.session.save_session(target)
 
     # -- views ----------------------------------------------------------------------------
 
     def _sync_plots(self) -> None:
-        outputs = {o.name: o for run in self.model.runs.values() for o in run.outputs.values()}
-        for group in plot_groups(list(outputs.values())):
-            if group.key in self.docks:
-                continue
-            view = make_view(group, self.model, self.colors)
-            if self.timeline.limit is not None:
-                view.set_step_limit(self.timeline.limit)
-            dock = QDockWidget(group.title, self.plot_area)
-            dock.setObjectName(f"plot:{group.key}")
-            dock.setWidget(view)
-            self._place(dock)
-            self.views[group.key] = view
-            self.docks[group.key] = dock
-        if self.docks:
-            self.placeholder.hide()
-            state = self.settings.value("plot_state") if self.remember_layout else None
-            if isinstance(state, QByteArray):
-                self.plot_area.restoreState(state)
-
-    def _place(self, dock: QDockWidget) -> None:
-        """A 2×2 grid of plots (the first four, in order of importance); later ones become tabs
-        of the four slots in turn, so the window stays readable however many diagnostics run."""
-        slots = list(self.docks.values())
-        n = len(slots)
-        self.plot_area.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, dock)
-        if n == 1:
-            self.plot_area.splitDockWidget(slots[0], dock, Qt.Orientation.Horizontal)
-        elif n in (2, 3):
-            self.plot_area.splitDockWidget(slots[n - 2], dock, Qt.Orientation.Vertical)
-        elif n >= 4:
-            self.plot_area.tabifyDockWidget(slots[(n - 4) % 4], dock)
-            slots[(n - 4) % 4].raise_()
-
-    def _clear_plots(self) -> None:
-        for dock in self.docks.values():
-            self.plot_area.removeDockWidget(dock)
-            dock.deleteLater()
-        self.docks.clear()
-        self.views.clear()
-        self.placeholder.show()
+        state = self.settings.value("plot_state") if self.remember_layout else None
+        self.plot_area.sync(state if isinstance(state, QByteArray) else None)
 
     def _redraw(self) -> None:
-        for view in self.views.values():
-            if view.isVisible():
-                view.refresh()
+        self.plot_area.redraw()
 
     def _tick(self) -> None:
         self.run_table.refresh()
-        if self._follow is not None:
-            self._catch_up()
+        self.session.catch_up()
         self.timeline.set_last_step(self.last_step())
         self.timeline.set_replayable(self.replayable())
         running = [r for r in self.model.runs.values() if r.status == "running"]
@@ -478,104 +393,39 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"device: {device}" if device else "")
         self._update_controls()
 
-    def _catch_up(self) -> None:
-        assert self._follow is not None
-        try:
-            with SessionReader(self._follow) as reader:
-                grew = self.model.catch_up(reader)
-        except SessionError as exc:
-            self._message(str(exc), alarming=True)
-            self._follow = None
-            return
-        self._follow_idle = 0 if grew else self._follow_idle + 1
-        if not any(r.status == "running" for r in self.model.runs.values()):
-            self._message(f"{self._follow.name}: finished")
-            self._follow = None
-        elif self._follow_idle == 40:  # ten seconds without a record
-            self._message(
-                f"{self._follow.name} has not grown for 10 s: its writer may have "
-                "stopped; still watching"
-            )
-
     # -- replay ---------------------------------------------------------------------------
 
     def last_step(self) -> int:
         """The last step any series of the session has a record at (the timeline's end)."""
-        last = 0
-        for run in self.model.runs.values():
-            for buffer in run.series.values():
-                if buffer.n:
-                    last = max(last, int(buffer.steps[buffer.n - 1]))
-        return last
+        return self.session.last_step()
 
     def replayable(self) -> bool:
         """Whether nothing changes under the timeline: a closed session, or a paused one."""
-        if self._follow is not None:
-            return False
-        return not self.client.running or self.paused
+        return self.session.replayable()
 
     def set_step_limit(self, step: int | None) -> None:
         """Every view (and the run table) shows the state at `step`; None: all the data."""
-        for view in self.views.values():
-            view.set_step_limit(step)
+        self.plot_area.set_step_limit(step)
         self.run_table.set_step_limit(step)
 
     # -- fork -----------------------------------------------------------------------------
 
     def fork_dialog(self, run: str | None = None) -> None:
         """Ask for a fork of a run of the paused or closed session, and start it."""
-        if not self.model.runs:
-            self._message("nothing to fork: start an experiment or open a session", alarming=True)
+        refusal = self.session.fork_refusal()
+        if refusal:
+            self._message(refusal, alarming=True)
             return
-        if self.client.running and not self.paused:
-            self._message("pause the experiment to fork one of its runs", alarming=True)
-            return
-        if self._follow is not None:
-            self._message(
-                "this session is being written by another program: fork it once it has ended",
-                alarming=True,
-            )
-            return
-        dialog = ForkDialog(self.model, self.client.running, self._spec_steps(), run, self)
+        steps = self.session.spec_steps()
+        dialog = ForkDialog(self.model, self.client.running, steps, run, self)
         if dialog.exec() == ForkDialog.DialogCode.Accepted:
             self.fork(dialog.request())
 
     def fork(self, request: ForkRequest) -> bool:
-        """Start a fork: a `Fork` command to the paused worker, or a fork worker on the closed
-        session's file from a checkpoint. The new run appears in the window as it trains."""
-        if request.step is None:
-            if not (self.client.running and self.paused):
-                self._message("a fork of the current state needs a paused experiment", True)
-                return False
-            self.client.send(
-                Fork(request.parent, request.name, request.optimizer, request.schedule)
-            )
-            self._message(f"forked {request.parent} as {request.name}; resume to train it")
-            return True
-        if self.client.running or self._session_path is None:
-            self._message("a fork from a checkpoint needs a closed session", alarming=True)
-            return False
-        self.client.start_fork(
-            str(self._session_path),
-            request.parent,
-            request.step,
-            request.name,
-            request.optimizer,
-            request.schedule,
-            request.until,
-        )
-        self.paused = False
-        self._message(
-            f"forking {request.parent} at step {request.step} as {request.name} "
-            f"into {self._session_path}"
-        )
+        """Start a fork (see `SessionController.fork`); the new run appears as it trains."""
+        started = self.session.fork(request)
         self._update_controls()
-        return True
-
-    def _spec_steps(self) -> int:
-        with contextlib.suppress(SpecError):
-            return parse_toml(self.model.spec_text).steps
-        return self.last_step() + 1
+        return started
 
     # -- export ---------------------------------------------------------------------------
 
@@ -593,35 +443,12 @@ class MainWindow(QMainWindow):
             self.export_dashboard(path)
 
     def run_spec_text(self, run: str) -> str:
-        """A spec that re-runs `run` alone from step 0: the session's spec with that run only,
-        its optimizer and schedule from the run's config (a fork's own settings included), the
-        diagnostics that applied to it and the claims about it alone.
+        """A spec that re-runs `run` alone from step 0 (see `engine.spec.run_spec_text`).
 
         Raises SpecError when the session's spec cannot be read by this lab.
         """
         model = self.model.runs[run]
-        spec = parse_toml(self.model.spec_text, "the session's spec")
-        owner = model.parent_run or run  # diagnostics limited to a parent apply to its forks
-        diagnostics = [
-            dataclasses.replace(d, runs=None)
-            for d in spec.diagnostics
-            if d.runs is None or owner in d.runs or run in d.runs
-        ]
-        claims = [
-            c
-            for c in spec.claims
-            if all(c.params.get(k) == run for k in CLAIM_CHECKS[c.id].run_params)
-        ]
-        settings = {k: dict(model.config[k]) for k in ("optimizer", "schedule")}
-        optimizer, schedule = (PluginRef(str(t.pop("id")), t) for t in settings.values())
-        alone = dataclasses.replace(
-            spec,
-            runs=[RunSpec(run, optimizer, schedule)],
-            diagnostics=diagnostics,
-            claims=claims,
-        )
-        source = f"the spec of run {run}"
-        return parse_toml(alone.to_toml(), source).to_toml()  # validated as it will be read
+        return run_spec_text(self.model.spec_text, run, model.config, model.parent_run)
 
     def export_run_spec(self, run: str, path: str | Path) -> bool:
         try:
@@ -657,12 +484,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"step {step}", 2000)
 
     def _finished(self, path: str) -> None:
-        self.paused = False
+        self.session.ended()
         self._message(f"finished; session: {path}")
         self._update_controls()
 
     def _failed(self, message: str) -> None:
-        self.paused = False
+        self.session.ended()
         self._message(message.splitlines()[0], alarming=True)
         self._update_controls()
 
@@ -681,7 +508,7 @@ class MainWindow(QMainWindow):
         self.act_stop.setEnabled(running)
         self.act_save_session.setEnabled(bool(self.client.session_path))
         self.act_fork.setEnabled(
-            bool(self.model.runs) and self._follow is None and (not running or self.paused)
+            bool(self.model.runs) and self.session.follow is None and (not running or self.paused)
         )
 
     def toggle_theme(self) -> None:

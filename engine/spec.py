@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +372,38 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError([f"cannot read the file: {reason}"], str(path)) from None
     return parse_toml(text, str(path))
+
+
+def run_spec_text(spec_text: str, run: str, config: Mapping[str, Any], parent_run: str = "") -> str:
+    """A spec that re-runs `run` alone from step 0, as TOML: the session's spec with that run
+    only, its optimizer and schedule from the run's recorded `config` (a fork's own settings
+    included), the diagnostics that applied to it and the claims about it alone.
+
+    Args:
+        spec_text: the session's spec.
+        run: the run to keep.
+        config: the run's recorded config (its `optimizer` and `schedule` tables).
+        parent_run: the run it was forked from, if any: diagnostics limited to the parent
+            apply to its forks.
+
+    Raises:
+        SpecError: the session's spec cannot be read by this lab.
+    """
+    spec = parse_toml(spec_text, "the session's spec")
+    owner = parent_run or run
+    diagnostics = [
+        replace(d, runs=None)
+        for d in spec.diagnostics
+        if d.runs is None or owner in d.runs or run in d.runs
+    ]
+    claims = [
+        c
+        for c in spec.claims
+        if all(c.params.get(k) == run for k in claim_checks.CHECKS[c.id].run_params)
+    ]
+    settings = {k: dict(config[k]) for k in ("optimizer", "schedule")}
+    optimizer, schedule = (PluginRef(str(t.pop("id")), t) for t in settings.values())
+    alone = replace(
+        spec, runs=[RunSpec(run, optimizer, schedule)], diagnostics=diagnostics, claims=claims
+    )
+    return parse_toml(alone.to_toml(), f"the spec of run {run}").to_toml()  # as it will be read

@@ -183,7 +183,7 @@ def test_a_live_file_is_followed(window: MainWindow, qtbot, tmp_path: Path) -> N
     writer.end_run("sgd", "finished", 30)
     writer.end_run("adam", "finished", 30)
     writer.close()
-    qtbot.waitUntil(lambda: window._follow is None, timeout=5000)
+    qtbot.waitUntil(lambda: window.session.follow is None, timeout=5000)
     assert window.model.runs["sgd"].status == "finished"
 
 
