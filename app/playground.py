@@ -329,11 +329,11 @@ class Playground(QWidget):
     def _slot_changed(self, index: int) -> None:
         if self._syncing:
             return
-        self.racers[index] = Racer(
-            self.slot_boxes[index].currentText(),
-            self.momentum_boxes[index].isChecked(),
-            self.racers[index].lr,
-        )
+        old = self.racers[index]
+        optimizer = self.slot_boxes[index].currentText()
+        # a rate chosen for one optimizer means nothing for another: back to the shared one
+        lr = old.lr if optimizer == old.optimizer else None
+        self.racers[index] = Racer(optimizer, self.momentum_boxes[index].isChecked(), lr)
         self.rerun()
 
     def _lr_edited(self, index: int) -> None:

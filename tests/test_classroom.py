@@ -211,6 +211,11 @@ def test_tune_each_sets_every_slots_field_and_the_slider_resets_them(
     playground.lr_edits[0].editingFinished.emit()
     assert "'fast' is not a number from 1e-05 to 1" in playground.error_label.text()
     assert playground.lr_edits[0].text() == f"{tuned[0]:.3g}"  # the old rate, shown again
+    playground.momentum_boxes[1].setChecked(False)  # the slot keeps its own rate
+    assert playground.racers[1] == Racer("sgd", momentum=False, lr=5e-4)
+    playground.slot_boxes[1].setCurrentText("adam")  # another optimizer: the shared rate
+    assert playground.racers[1] == Racer("adam", momentum=False, lr=None)
+    assert playground.lr_edits[1].text() == "0.002"
     playground.set_settings(lr=0.01)  # what the learning-rate slider does: every slot's rate
     assert all(racer.lr is None for racer in playground.racers)
     assert [edit.text() for edit in playground.lr_edits] == ["0.01"] * 4
