@@ -199,7 +199,7 @@ def test_bad_commands_are_logged_not_raised() -> None:
     )
     errors = [d for _, k, d in sink.runs["a"].events if k == "command_error"]
     assert len(errors) == 4
-    assert "lr must be a finite number" in errors[0]
+    assert "lr: 'fast' is not a number in [1e-08, 10]" in errors[0]
     assert "'nope' is not a live hyperparameter" in errors[1]
     assert "no run named 'ghost'" in errors[2]
     assert "exists already" in errors[3]
