@@ -245,10 +245,10 @@ class _Exploding(Diagnostic):
 
 @pytest.fixture
 def exploding_diagnostic() -> Iterator[None]:
-    found = registry._load("diagnostics")[0]
-    found["boom"] = DiagnosticPlugin("boom", "Boom", "raises at step 4", (), _Exploding, every=2)
-    yield
-    del found["boom"]
+    with registry.registered(
+        DiagnosticPlugin("boom", "Boom", "raises at step 4", (), _Exploding, every=2)
+    ):
+        yield
 
 
 def test_a_diagnostic_that_raises_is_switched_off_and_the_run_goes_on(
