@@ -131,3 +131,52 @@ def test_the_dialog_admits_lr_zero_where_the_schema_does(qtbot) -> None:
     dialog.accept()
     assert dialog.result() == LiveHyperDialog.DialogCode.Accepted
     assert dialog.changes() == {"lr": 0.0}
+
+
+MUON_LIVE = """
+name = "muon-live"
+steps = 1000000
+device = "cpu"
+[task]
+id = "gaussian-mixture"
+samples = 64
+hidden = [8]
+[[runs]]
+name = "m"
+optimizer = { id = "muon" }
+"""
+
+
+def test_a_table_edit_reaches_the_engine_by_name_and_a_refusal_reaches_the_log(
+    window, qtbot
+) -> None:
+    """Through a real worker: `adamw_lr` edited in the table sets the AdamW group alone, and a
+    value the engine refuses comes back as a `command_error` line in the event log."""
+    from descentlab.engine.commands import SetHyper
+
+    assert window.load_spec_text(MUON_LIVE)
+    assert window.start()
+    qtbot.waitUntil(
+        lambda: "m" in window.model.runs and window.model.runs["m"].step > 3, timeout=60000
+    )
+    table = window.run_table
+    table.item(0, headers(table).index("adamw_lr")).setText("0.0005")
+    qtbot.waitUntil(
+        lambda: any(
+            k == "hyper" and d == "adamw_lr: 0.001 -> 0.0005 (group 1 of 2)"
+            for _, k, d in window.model.runs["m"].events
+        ),
+        timeout=10000,
+    )
+    table.refresh()
+    assert cell(table, 0, "adamw_lr") == "0.0005"
+    assert cell(table, 0, "lr") == "0.02"
+    window.client.send(SetHyper("m", "momentum", 5.0))  # past the window's own check
+    qtbot.waitUntil(
+        lambda: any(
+            "momentum: 5.0 is out of range; allowed: a number in [0, 0.9999]" in log.text()
+            for log in (window.event_log.item(i) for i in range(window.event_log.count()))
+        ),
+        timeout=10000,
+    )
+    assert window.model.runs["m"].status == "running"
