@@ -6,7 +6,8 @@ schema name `n` governs key `n` of every group that has it. A group that holds a
 another schema name says so with the tag `group[SCHEMA_NAMES] = {schema name: key}`: Muon's AdamW
 group carries {"adamw_lr": "lr", "adamw_betas": "betas", ...}, so `adamw_lr` sets that group's `lr`
 and `lr` leaves it alone (a key that a tag gives to another name is no longer governed by its
-own). The tag lives in the group dict itself, so it goes wherever the groups go: wrappers that
+own); Riemannian groups map `manifold` to None, since the manifold is fixed when the optimizer is
+built. The tag lives in the group dict itself, so it goes wherever the groups go: wrappers that
 share their base's groups, `state_dict`, checkpoints and forks.
 
 A change is recorded as a `hyper` event whose detail `describe` writes and `parse` reads back,
@@ -23,7 +24,8 @@ from typing import Any
 from descentlab.engine.params import Param, check_one
 
 SCHEMA_NAMES = "schema_names"
-"""Group tag: {schema name: key of this group} for keys set by a name other than their own."""
+"""Group tag: {schema name: key of this group} for keys set by a name other than their own;
+a name mapped to None sets nothing in this group (a build-time choice kept in the group)."""
 
 Target = tuple[int, str]
 """(group index, key) of one value a live edit sets."""
@@ -35,10 +37,11 @@ def governed(groups: Sequence[dict[str, Any]], name: str) -> list[Target]:
     """The (group index, key) pairs that the schema hyperparameter `name` sets, in group order."""
     targets: list[Target] = []
     for index, group in enumerate(groups):
-        aliases: dict[str, str] = group.get(SCHEMA_NAMES, {})
+        aliases: dict[str, str | None] = group.get(SCHEMA_NAMES, {})
         if name in aliases:
-            if aliases[name] in group:
-                targets.append((index, aliases[name]))
+            key = aliases[name]
+            if key is not None and key in group:
+                targets.append((index, key))
         elif name in group and name not in aliases.values() and name not in _NOT_SETTINGS:
             targets.append((index, name))
     return targets

@@ -280,3 +280,15 @@ def test_parse_reads_what_describe_writes(detail: str, parsed: tuple | None) -> 
 def test_describe_names_the_groups_when_not_all_change() -> None:
     assert live_hyper.describe("lr", 0.1, 0.2, [0, 1], 2) == "lr: 0.1 -> 0.2"
     assert live_hyper.describe("lr", 0.1, 0.2, [0, 2], 3) == "lr: 0.1 -> 0.2 (groups 0, 2 of 3)"
+
+
+def test_a_riemannian_manifold_is_not_live() -> None:
+    """Its groups hold `manifold` as a build-time choice; a live edit would put the Euclidean
+    group (biases) on the Stiefel manifold."""
+    plugin = registry.plugins("optimizers")["riemannian-sgd"]
+    named, roles = _model()
+    groups = plugin.build(named, roles, {"manifold": "stiefel"}).param_groups
+    assert [g["manifold"] for g in groups] == ["stiefel", "euclidean"]
+    assert live_hyper.governed(groups, "manifold") == []
+    assert live_hyper.governed(groups, "lr") == [(0, "lr"), (1, "lr")]
+    assert "manifold" not in live_hyper.live_names(groups, plugin.params)
