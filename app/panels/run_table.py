@@ -114,6 +114,10 @@ class RunTable(QTableWidget):
         self._updating = False
         self.refresh()
 
+    def _rate_columns(self) -> list[str]:
+        """The rate columns' names, as laid out by the last `rebuild`."""
+        return self._columns[FIXED.index("lr") : -1]
+
     def set_step_limit(self, step: int | None) -> None:
         """Show the values at `step` (replay), or the latest again with None."""
         self.step_limit = step
@@ -122,7 +126,7 @@ class RunTable(QTableWidget):
     def refresh(self) -> None:
         """Update every cell from the model (called a few times a second, not per record)."""
         self._updating = True
-        rates = self._columns[FIXED.index("lr") : -1]
+        rates = self._rate_columns()
         for row, run in enumerate(self.model.runs.values()):
             names = schema(run)
             flat = hyperparameters(run)
@@ -210,16 +214,19 @@ class RunTable(QTableWidget):
 
     def _edited(self, item: QTableWidgetItem) -> None:
         name = self._columns[item.column()] if item.column() < len(self._columns) else ""
-        if self._updating or name not in self._columns[FIXED.index("lr") : -1]:
+        if self._updating or name not in self._rate_columns():
             return
         run = list(self.model.runs.values())[item.row()]
+        param = schema(run).get(name)
+        if param is None:
+            return
         text = item.text().strip()
         try:
             value: Any = float(text) if text else None
         except ValueError:
             value = text  # the schema's check names what was typed
         try:
-            value = live_hyper.check_live(schema(run)[name], value)
+            value = live_hyper.check_live(param, value)
         except ValueError as exc:
             self.refresh()  # put the value in force back
             self.message.emit(f"{run.name}: {exc}")
@@ -227,7 +234,7 @@ class RunTable(QTableWidget):
         self.hyperEdited.emit(run.name, name, value)
 
 
-def _num(x: float) -> str:
+def _num(x: Any) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
 
 
