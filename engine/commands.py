@@ -36,7 +36,12 @@ class Stop:
 
 @dataclass(frozen=True)
 class SetHyper:
-    """Set a hyperparameter held in the run's `param_groups` (all groups that have it, or one)."""
+    """Set the hyperparameter that the run's optimizer schema calls `name` (`lr`, `adamw_lr`, …).
+
+    It changes the groups and keys that name governs (`live_hyper.governed`), or only group
+    `group` of them; `value` must pass the schema's own check, as in a spec. A learning rate
+    sets the base rate that the run's schedule scales.
+    """
 
     run: str
     name: str

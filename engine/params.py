@@ -1,7 +1,9 @@
 """Parameter schemas: what a plugin accepts, and the checks that turn user input into values.
 
 One schema serves three readers: the spec validator (errors name the field, the bad value and
-what is allowed), the GUI (forms, sliders, log scales) and `descentlab list` (help text).
+what is allowed), the GUI (forms, sliders, log scales) and `descentlab list` (help text). Live
+edits (the window's dialog and run table, the engine's `SetHyper`) use the same `check_value`
+through `check_one`, so a value is admissible in one place exactly when it is in all.
 """
 
 from __future__ import annotations
@@ -121,6 +123,18 @@ def check_value(p: Param, where: str, value: Any, problems: Problems) -> Any:
     before = len(problems.items)
     out = [_number(p, f"{where}[{i}]", v, problems, p.type == "ints") for i, v in enumerate(value)]
     return None if len(problems.items) > before else out
+
+
+def check_one(p: Param, value: Any) -> Any:
+    """`value` converted to `p`'s type, or ValueError naming the parameter, the value and what
+    is allowed: the spec validator's own check, for callers that judge one value at a time (a
+    live edit in the window or the engine's `SetHyper`), so they refuse exactly what a spec does.
+    """
+    problems = Problems()
+    checked = check_value(p, p.name, value, problems)
+    if problems:
+        raise ValueError("; ".join(problems.items))
+    return checked
 
 
 def check_params(

@@ -3,11 +3,17 @@
 Built-ins are declared in `pyproject.toml` exactly like third-party plugins, so there is one
 discovery path. A plugin that fails to load is reported with its entry point's name instead of
 breaking the whole catalogue.
+
+A test, a notebook or a user's script can add a plugin without packaging it: `register(plugin)`
+for the rest of the process, or `with registered(plugin): ...` for a block. Registration is per
+process: the window trains in a spawned worker, which sees packaged plugins only.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Literal, overload
 
@@ -16,6 +22,8 @@ from descentlab.engine.plugin import DiagnosticPlugin, OptimizerPlugin, Plugin, 
 Kind = Literal["optimizers", "diagnostics", "tasks"]
 KINDS: tuple[Kind, ...] = ("optimizers", "diagnostics", "tasks")
 _TYPES = {"optimizers": OptimizerPlugin, "diagnostics": DiagnosticPlugin, "tasks": TaskPlugin}
+_REGISTERED: dict[Kind, dict[str, Plugin]] = {kind: {} for kind in KINDS}
+"""Plugins added by `register`, by kind and id, apart from the entry points' cached catalogue."""
 
 
 class PluginLoadError(RuntimeError):
@@ -52,7 +60,7 @@ def plugins(kind: Literal["tasks"]) -> dict[str, TaskPlugin]: ...
 def plugins(kind: Kind) -> dict[str, Plugin]:
     """All plugins of a kind, by id, sorted by id."""
     found, _ = _load(kind)
-    return dict(sorted(found.items()))
+    return dict(sorted({**found, **_REGISTERED[kind]}.items()))
 
 
 def load_failures(kind: Kind) -> tuple[str, ...]:
@@ -66,3 +74,51 @@ def get(kind: Kind, plugin_id: str) -> Plugin:
     if plugin_id not in found:
         raise KeyError(f"unknown {kind[:-1]} {plugin_id!r}; known: {', '.join(found)}")
     return found[plugin_id]
+
+
+def kind_of(plugin: Plugin) -> Kind:
+    """The kind a plugin object belongs to; TypeError for anything that is not a plugin."""
+    for kind, cls in _TYPES.items():
+        if isinstance(plugin, cls):
+            return kind
+    names = ", ".join(cls.__name__ for cls in _TYPES.values())
+    raise TypeError(f"{plugin!r} is not a plugin; expected one of {names}")
+
+
+def register(plugin: Plugin) -> None:
+    """Add `plugin` to its kind's catalogue for the rest of this process, as if it were packaged.
+
+    Raises:
+        TypeError: `plugin` is not an OptimizerPlugin, DiagnosticPlugin or TaskPlugin.
+        ValueError: its id is taken (by a packaged plugin or an earlier registration).
+    """
+    kind = kind_of(plugin)
+    if plugin.id in plugins(kind):
+        raise ValueError(f"{kind[:-1]} id {plugin.id!r} is already registered")
+    _REGISTERED[kind][plugin.id] = plugin
+
+
+def unregister(plugin: Plugin) -> None:
+    """Remove a plugin that `register` added; packaged plugins cannot be removed.
+
+    Raises:
+        KeyError: `plugin` was not added by `register` (or was removed already).
+    """
+    kind = kind_of(plugin)
+    if _REGISTERED[kind].get(plugin.id) is not plugin:
+        raise KeyError(f"{kind[:-1]} {plugin.id!r} was not added by register()")
+    del _REGISTERED[kind][plugin.id]
+
+
+@contextmanager
+def registered(*added: Plugin) -> Iterator[None]:
+    """Register `added` for the duration of a `with` block, then remove them again."""
+    done: list[Plugin] = []
+    try:
+        for plugin in added:
+            register(plugin)
+            done.append(plugin)
+        yield
+    finally:
+        for plugin in reversed(done):
+            unregister(plugin)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from descentlab.engine import checkpoints, registry
+from descentlab.engine import checkpoints, live_hyper, registry
 from descentlab.engine.checkpoints import Checkpoint, Tree
 from descentlab.engine.commands import (
     Command,
@@ -537,31 +537,42 @@ class Runner:
         return self.runs[name]
 
     def _set_hyper(self, command: SetHyper) -> None:
+        """Set the schema hyperparameter `command.name` in the groups and keys it governs
+        (`live_hyper.governed`), after the schema's own check; a learning rate sets the base
+        rate of its groups, which the schedule scales from this step on."""
         assert self.sink is not None
         run = self._run(command.run)
         groups = run.optimizer.param_groups
-        indices = range(len(groups)) if command.group is None else [command.group]
-        if command.group is not None and not 0 <= command.group < len(groups):
-            raise ValueError(
-                f"group {command.group} does not exist; the optimizer has {len(groups)} group(s)"
-            )
-        targets = [i for i in indices if command.name in groups[i]]
+        schema = {p.name: p for p in run.plugin.params}
+        targets = live_hyper.governed(groups, command.name) if command.name in schema else []
         if not targets:
-            keys = sorted({k for g in groups for k in g if k != "params"})
+            live = live_hyper.live_names(groups, run.plugin.params)
             raise ValueError(
-                f"{command.name!r} is not a live hyperparameter of this optimizer; "
-                f"live: {', '.join(keys)}"
+                f"{command.name!r} is not a live hyperparameter of {run.plugin.id}; "
+                f"live: {', '.join(live) or 'none'}"
             )
-        old = groups[targets[0]][command.name]
-        value = _like(old, command.value, command.name)
-        for i in targets:
-            if command.name == "lr":
+        if command.group is not None:
+            governed = sorted({i for i, _ in targets})
+            if command.group not in governed:
+                raise ValueError(
+                    f"{command.name} does not set group {command.group}; it sets group(s) "
+                    f"{', '.join(str(i) for i in governed)}"
+                )
+            targets = [(i, key) for i, key in targets if i == command.group]
+        value = live_hyper.check_live(schema[command.name], command.value)
+        first, first_key = targets[0]
+        old = run.base_lrs[first] if first_key == "lr" else groups[first][first_key]
+        factor = run.factor(self.step) if run.factor is not None else 1.0
+        for i, key in targets:
+            if key == "lr":
                 run.base_lrs[i] = value
-                f = run.factor(self.step) if run.factor is not None else 1.0
-                groups[i]["lr"] = value * f
-            else:
-                groups[i][command.name] = value
-        self.sink.event(run.name, self.step, "hyper", f"{command.name}: {old!r} -> {value!r}")
+                groups[i]["lr"] = value * factor
+            else:  # containers keep their type: torch's own optimizers hold betas as tuples
+                groups[i][key] = tuple(value) if isinstance(groups[i][key], tuple) else value
+        detail = live_hyper.describe(
+            command.name, old, value, sorted({i for i, _ in targets}), len(groups)
+        )
+        self.sink.event(run.name, self.step, "hyper", detail)
 
     def start_from(self, checkpoint: Checkpoint, parent: RunSpec) -> None:
         """Start this Runner's only run from a checkpoint of `parent`, before `run()`.
@@ -620,20 +631,3 @@ def _finite(params: list[Tensor]) -> bool:
     """Whether every parameter is finite, in one fused call: a norm is NaN/inf if any entry is."""
     with torch.no_grad():
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
-
-
-def _like(old: Any, new: Any, name: str) -> Any:
-    """Convert a new hyperparameter value to the type of the one it replaces, or refuse it."""
-    if isinstance(old, bool):
-        if not isinstance(new, bool):
-            raise ValueError(f"{name} must be true or false, not {new!r}")
-        return new
-    if isinstance(old, (int, float)):
-        if isinstance(new, bool) or not isinstance(new, (int, float)) or not math.isfinite(new):
-            raise ValueError(f"{name} must be a finite number, not {new!r}")
-        return type(old)(new) if isinstance(old, float) or float(new).is_integer() else float(new)
-    if isinstance(old, (tuple, list)):
-        if not isinstance(new, (tuple, list)) or len(new) != len(old):
-            raise ValueError(f"{name} must be a list of {len(old)} numbers, not {new!r}")
-        return type(old)(_like(o, n, name) for o, n in zip(old, new, strict=True))
-    raise ValueError(f"{name} cannot be changed while the run is live")

@@ -199,7 +199,7 @@ def test_bad_commands_are_logged_not_raised() -> None:
     )
     errors = [d for _, k, d in sink.runs["a"].events if k == "command_error"]
     assert len(errors) == 4
-    assert "lr must be a finite number" in errors[0]
+    assert "lr: 'fast' is not a number in [1e-08, 10]" in errors[0]
     assert "'nope' is not a live hyperparameter" in errors[1]
     assert "no run named 'ghost'" in errors[2]
     assert "exists already" in errors[3]
@@ -245,10 +245,10 @@ class _Exploding(Diagnostic):
 
 @pytest.fixture
 def exploding_diagnostic() -> Iterator[None]:
-    found = registry._load("diagnostics")[0]
-    found["boom"] = DiagnosticPlugin("boom", "Boom", "raises at step 4", (), _Exploding, every=2)
-    yield
-    del found["boom"]
+    with registry.registered(
+        DiagnosticPlugin("boom", "Boom", "raises at step 4", (), _Exploding, every=2)
+    ):
+        yield
 
 
 def test_a_diagnostic_that_raises_is_switched_off_and_the_run_goes_on(

@@ -2,8 +2,12 @@
 
 The last column lists each run's values of the settings that differ between runs: that is
 what a race compares; a fork says there where it branched off.
-While the timeline replays a step, the step, loss and learning-rate cells show the values at it.
-The learning-rate cell is editable while the run is live; an edit becomes a `SetHyper` command.
+Every learning rate an optimizer's schema names has a column: `lr` (the rate of the first group,
+as `train/lr` records it, schedule applied) and the others (`adamw_lr`, `embedding_lr`, ...: the
+base rate in force, from the spec and the session's `hyper` events). While the timeline replays a
+step, the step, loss and rate cells show the values at it. A rate cell is editable while its run
+is live; an edit the schema admits (`params.check_one`, the spec's own check) becomes
+`hyperEdited(run, name, value)`, one it refuses becomes `message(text)` and the old value stays.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from descentlab.app.session_model import RunModel, SessionModel
+from descentlab.engine import live_hyper, registry
+from descentlab.engine.params import Param
 
 FIXED = ("run", "optimizer", "status", "step", "loss", "steps/s", "lr", "differs in")
-LR_COLUMN = FIXED.index("lr")
+"""The columns every table has; rates other than `lr` get theirs after `lr`."""
 
 
 def hyperparameters(run: RunModel) -> dict[str, Any]:
@@ -45,17 +51,32 @@ def differing(runs: list[RunModel]) -> list[str]:
     return [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
 
 
-class RunTable(QTableWidget):
-    """Live table of runs; `lrEdited(run, value)` when the user edits a learning rate."""
+def schema(run: RunModel) -> dict[str, Param]:
+    """The run's optimizer schema by name; empty when the optimizer is not installed here (a
+    session recorded elsewhere), which leaves its rates read-only."""
+    plugin = registry.plugins("optimizers").get(run.config.get("optimizer", {}).get("id", ""))
+    return {p.name: p for p in plugin.params} if plugin is not None else {}
 
-    lrEdited = Signal(str, float)
+
+class RunTable(QTableWidget):
+    """Live table of runs.
+
+    Signals:
+        hyperEdited(run, name, value): the user set a rate the schema admits.
+        hyperRequested(run): the user asked for the live-edit dialog.
+        message(text): something to tell the user (an edit the schema refuses).
+    """
+
+    hyperEdited = Signal(str, str, object)
     hyperRequested = Signal(str)
+    message = Signal(str)
 
     def __init__(self, model: SessionModel, colors: Any) -> None:
         super().__init__(0, len(FIXED))
         self.model = model
         self.colors = colors
         self._extra: list[str] = []
+        self._columns: list[str] = list(FIXED)
         self._updating = False
         self.step_limit: int | None = None
         self.setEditTriggers(
@@ -73,14 +94,29 @@ class RunTable(QTableWidget):
         model.statusChanged.connect(lambda _: self.refresh())
         self.rebuild()
 
+    @property
+    def rates(self) -> list[str]:
+        """The rate columns: `lr`, then every other rate a run's schema names, first seen first."""
+        names = ["lr"]
+        for run in self.model.runs.values():
+            names += [n for n in live_hyper.rate_names(schema(run).values()) if n not in names]
+        return names
+
     def rebuild(self) -> None:
         runs = list(self.model.runs.values())
         self._extra = differing(runs)
+        at = FIXED.index("lr")
+        self._columns = [*FIXED[:at], *self.rates, *FIXED[at + 1 :]]
         self._updating = True
-        self.setHorizontalHeaderLabels(FIXED)
+        self.setColumnCount(len(self._columns))
+        self.setHorizontalHeaderLabels(self._columns)
         self.setRowCount(len(runs))
         self._updating = False
         self.refresh()
+
+    def _rate_columns(self) -> list[str]:
+        """The rate columns' names, as laid out by the last `rebuild`."""
+        return self._columns[FIXED.index("lr") : -1]
 
     def set_step_limit(self, step: int | None) -> None:
         """Show the values at `step` (replay), or the latest again with None."""
@@ -90,13 +126,15 @@ class RunTable(QTableWidget):
     def refresh(self) -> None:
         """Update every cell from the model (called a few times a second, not per record)."""
         self._updating = True
+        rates = self._rate_columns()
         for row, run in enumerate(self.model.runs.values()):
-            lr = self._lr(run)
+            names = schema(run)
             flat = hyperparameters(run)
+            shown = {"optimizer.id", *(f"optimizer.{name}" for name in rates)}
             differs = [
                 f"{k.split('.', 1)[1]}={_value(flat[k])}"
                 for k in self._extra
-                if k in flat and k not in ("optimizer.id", "optimizer.lr")
+                if k in flat and k not in shown
             ]
             if run.parent_run:
                 differs.insert(0, f"forked from {run.parent_run} at {run.fork_step}")
@@ -107,7 +145,7 @@ class RunTable(QTableWidget):
                 str(self._step(run)),
                 _num(self._last(run, "train/loss")),
                 f"{run.steps_per_second:.1f}" if run.steps_per_second else "-",
-                _num(lr),
+                *(self._rate_text(run, name, names) for name in rates),
                 "  ".join(differs),
             ]
             for col, text in enumerate(cells):
@@ -123,7 +161,8 @@ class RunTable(QTableWidget):
                     continue
                 if item.text() != text:
                     item.setText(text)
-                editable = col == LR_COLUMN and run.status == "running"
+                name = self._columns[col]
+                editable = name in rates and name in names and run.status == "running"
                 flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                 flags = flags | Qt.ItemFlag.ItemIsEditable if editable else flags
                 if item.flags() != flags:
@@ -155,28 +194,47 @@ class RunTable(QTableWidget):
         steps, values = buf.view(self.step_limit)
         return float(values[-1]) if len(steps) else float("nan")
 
-    def _lr(self, run: RunModel) -> float:
-        lr = self._last(run, "train/lr")
-        return lr if not math.isnan(lr) else float(run.config.get("optimizer", {}).get("lr", "nan"))
+    def _rate_text(self, run: RunModel, name: str, names: dict[str, Param]) -> str:
+        if name == "lr":
+            lr = self._last(run, "train/lr")
+            return _num(lr if not math.isnan(lr) else run.config.get("optimizer", {}).get("lr"))
+        return _num(self._base_rate(run, name, names)) if name in names else ""
+
+    def _base_rate(self, run: RunModel, name: str, names: dict[str, Param]) -> Any:
+        """The rate `name` in force at the shown step: the last `hyper` event that set it, else
+        the spec's value, else the schema's default."""
+        value = run.config.get("optimizer", {}).get(name, names[name].default)
+        for step, kind, detail in run.events:
+            if self.step_limit is not None and step > self.step_limit:
+                break
+            change = live_hyper.parse(detail) if kind == "hyper" else None
+            if change is not None and change[0] == name:
+                value = change[1]
+        return value
 
     def _edited(self, item: QTableWidgetItem) -> None:
-        if self._updating or item.column() != LR_COLUMN:
+        name = self._columns[item.column()] if item.column() < len(self._columns) else ""
+        if self._updating or name not in self._rate_columns():
             return
-        name = list(self.model.runs)[item.row()]
+        run = list(self.model.runs.values())[item.row()]
+        param = schema(run).get(name)
+        if param is None:
+            return
+        text = item.text().strip()
         try:
-            value = float(item.text())
+            value: Any = float(text) if text else None
         except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value <= 0:
-            self.refresh()  # put the current value back; the status bar says why
-            self.window().statusBar().showMessage(
-                f"learning rate {item.text()!r} is not a positive number", 5000
-            )
+            value = text  # the schema's check names what was typed
+        try:
+            value = live_hyper.check_live(param, value)
+        except ValueError as exc:
+            self.refresh()  # put the value in force back
+            self.message.emit(f"{run.name}: {exc}")
             return
-        self.lrEdited.emit(name, value)
+        self.hyperEdited.emit(run.name, name, value)
 
 
-def _num(x: float) -> str:
+def _num(x: Any) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
 
 

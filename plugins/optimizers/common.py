@@ -83,14 +83,20 @@ def adamw_params(lr_help: str) -> tuple[Param, ...]:
     )
 
 
+ADAMW_NAMES = {
+    "adamw_lr": "lr",
+    "adamw_betas": "betas",
+    "adamw_eps": "eps",
+    "adamw_weight_decay": "weight_decay",
+}
+"""The AdamW groups' keys by the schema names `adamw_params` gives them: the groups' tag
+`group[live_hyper.SCHEMA_NAMES]`, so that a live `adamw_lr` sets those groups alone."""
+
+
 def adamw_kwargs(hyper: dict[str, Any]) -> dict[str, Any]:
     """`torch.optim.AdamW`'s keyword arguments from the `adamw_params` values in `hyper`."""
-    return {
-        "lr": hyper["adamw_lr"],
-        "betas": tuple(hyper["adamw_betas"]),
-        "eps": hyper["adamw_eps"],
-        "weight_decay": hyper["adamw_weight_decay"],
-    }
+    kwargs = {key: hyper[name] for name, key in ADAMW_NAMES.items()}
+    return kwargs | {"betas": tuple(kwargs["betas"])}
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ embeddings, output heads, biases and norms to AdamW. `MuonWithAdamW` runs one of
 share of the parameters but exposes a single optimizer: its `param_groups` are the two inner
 optimizers' group dicts themselves (Muon's first), each tagged `group["algorithm"]`, so a live
 edit of a group is what the inner optimizer reads at its next step, and its `state` is shared with
-both, so `state_dict`/`load_state_dict` and deep copies cover the whole of it.
+both, so `state_dict`/`load_state_dict` and deep copies cover the whole of it. The AdamW group
+answers to the `adamw_*` names of the schema (`live_hyper.SCHEMA_NAMES`), so a live `lr` or
+`weight_decay` sets the Muon group alone and `adamw_lr` the AdamW group alone.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
+    ADAMW_NAMES,
     Closure,
     SharedGroupsOptimizer,
     adamw_params,
@@ -73,7 +77,7 @@ class MuonWithAdamW(SharedGroupsOptimizer):
             )
         if adamw_params:
             inner[ADAMW] = torch.optim.AdamW(
-                [{"params": adamw_params, "algorithm": ADAMW}],
+                [{"params": adamw_params, "algorithm": ADAMW, SCHEMA_NAMES: dict(ADAMW_NAMES)}],
                 lr=adamw_lr,
                 betas=adamw_betas,
                 eps=adamw_eps,

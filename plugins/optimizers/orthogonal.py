@@ -6,7 +6,9 @@ with more dimensions are reshaped to out × rest), and `torch.optim.AdamW` updat
 as Muon's authors leave embeddings, heads, biases and norms to AdamW. `LayerwiseWithAdamW` exposes
 both as one optimizer, in the way `muon.MuonWithAdamW` does: its matrix groups carry
 `group["algorithm"]` (the rule that reads them) and their live hyperparameters, the AdamW groups
-are AdamW's own dicts, and the state is shared, so `state_dict` round-trips all of it.
+are AdamW's own dicts, and the state is shared, so `state_dict` round-trips all of it. Groups
+that a schema name other than their key's sets (the AdamW groups' `adamw_*`, the stack's
+`embedding_lr` and `head_lr`) say so in their `live_hyper.SCHEMA_NAMES` tag.
 
 Step size by shape (`adjust_lr_fn`, the convention of `torch.optim.Muon`, used alike by ortho-svd,
 SWAN, the stack's hidden matrices and AuON): a direction D of an A × B matrix is applied as
@@ -29,9 +31,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
+    ADAMW_NAMES,
     Closure,
     SharedGroupsOptimizer,
     adamw_kwargs,
@@ -260,9 +264,8 @@ class LayerwiseWithAdamW(SharedGroupsOptimizer):
                 raise ValueError(f"unknown matrix rule {group['algorithm']!r}")
         inner: dict[str, torch.optim.Optimizer] = {}
         if adamw_params:
-            inner[ADAMW] = torch.optim.AdamW(
-                [{"params": adamw_params, "algorithm": ADAMW}], **adamw
-            )
+            group = {"params": adamw_params, "algorithm": ADAMW, SCHEMA_NAMES: dict(ADAMW_NAMES)}
+            inner[ADAMW] = torch.optim.AdamW([group], **adamw)
         super().__init__([g for g in matrix_groups if g["params"]], inner)
 
     @torch.no_grad()
@@ -468,8 +471,16 @@ def build_symmetric(
             "ns_steps": values["ns_steps"],
             "adjust_lr_fn": values["adjust_lr_fn"],
         },
-        "embedding": {"algorithm": values["embedding_update"], "lr": values["embedding_lr"]},
-        "head": {"algorithm": values["head_update"], "lr": values["head_lr"]},
+        "embedding": {
+            "algorithm": values["embedding_update"],
+            "lr": values["embedding_lr"],
+            SCHEMA_NAMES: {"embedding_lr": "lr"},
+        },
+        "head": {
+            "algorithm": values["head_update"],
+            "lr": values["head_lr"],
+            SCHEMA_NAMES: {"head_lr": "lr"},
+        },
     }
     members: dict[str, list[nn.Parameter]] = {role: [] for role in blocks}
     rest: list[nn.Parameter] = []

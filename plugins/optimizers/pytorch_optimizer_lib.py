@@ -38,6 +38,7 @@ import pytorch_optimizer as pto
 import torch
 from torch import nn
 
+from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import CONFORMANCE_CHECKS, Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers import torch_optim
@@ -1154,6 +1155,14 @@ CREATE_GRAPH = frozenset({"adahessian", "sophiah"})
 MUON_TYPE = frozenset({"muon", "adamuon", "normuon", "adago", "muonclip"})
 """Optimizers whose param groups carry `use_muon`: hidden matrices vs the AdamW part."""
 
+MUON_ADAMW_NAMES = {
+    "adamw_lr": "lr",
+    "adamw_betas": "betas",
+    "adamw_eps": "eps",
+    "adamw_wd": "weight_decay",
+}
+"""Keys of a Muon type's AdamW groups by schema name (`live_hyper.SCHEMA_NAMES`)."""
+
 TRAIN_EVAL = frozenset(
     {"schedulefreeadamw", "schedulefreeradam", "schedulefreesgd", "splus", "schedulefreewrapper"}
 )
@@ -1260,7 +1269,8 @@ def _build(
     if name in MUON_TYPE:
         hidden, rest = split(named_params, roles)
         groups = [{"params": hidden, "use_muon": True}] if hidden else []
-        groups += [{"params": rest, "use_muon": False}] if rest else []
+        adamw = {"params": rest, "use_muon": False, SCHEMA_NAMES: dict(MUON_ADAMW_NAMES)}
+        groups += [adamw] if rest else []
         optimizer = adapted(groups, **kwargs)
     elif name in WRAPPERS:
         base = BASES[kwargs.pop("base")]

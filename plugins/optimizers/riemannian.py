@@ -35,6 +35,7 @@ import geoopt
 import torch
 from torch import Tensor, nn
 
+from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers import torch_optim
@@ -220,6 +221,12 @@ class RiemannianAdam(_OnManifolds, geoopt.optim.RiemannianAdam):
                 param_state["step"] = int(param_state["step"].item())
 
 
+def _fixed() -> dict[str, Any]:
+    """The group tag saying the schema's `manifold` is not live: parameters are put on their
+    manifold when the optimizer is built, and the Euclidean group must stay Euclidean."""
+    return {SCHEMA_NAMES: {"manifold": None}}
+
+
 def param_groups(
     named_params: list[tuple[str, nn.Parameter]], roles: dict[str, Role], manifold: str
 ) -> list[dict[str, Any]]:
@@ -234,7 +241,7 @@ def param_groups(
         if manifold == "euclidean" or roles.get(name, "other") != "hidden" or param.ndim < 2:
             rest.append(param)
             continue
-        group: dict[str, Any] = {"params": [param], "manifold": manifold}
+        group: dict[str, Any] = {"params": [param], "manifold": manifold, **_fixed()}
         if manifold == "sphere":
             radius = float(param.detach().norm())
             if radius == 0.0:
@@ -247,7 +254,7 @@ def param_groups(
             Chart(STIEFEL, param.shape, flat=False).keep_on(param, [])
         groups.append(group)
     if rest:
-        groups.append({"params": rest, "manifold": "euclidean"})
+        groups.append({"params": rest, "manifold": "euclidean", **_fixed()})
     return groups
 
 
