@@ -26,21 +26,19 @@ import enum
 import functools
 import inspect
 import math
-import random
 import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytorch_optimizer as pto
 import torch
 from torch import nn
 
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import CONFORMANCE_CHECKS, Needs, OptimizerPlugin, Role
-from descentlab.plugins.optimizers import torch_optim
+from descentlab.plugins.optimizers import pto_adapters, torch_optim
 from descentlab.plugins.optimizers.muon import split
 
 NOT_HYPERPARAMETERS = torch_optim.NOT_HYPERPARAMETERS | {"kwargs", "compute_dtype"}
@@ -1013,132 +1011,6 @@ def _kwargs(
 
 
 # --------------------------------------------------------------------------------------------
-# Adapting optimizers to the lab's loop
-# --------------------------------------------------------------------------------------------
-
-
-def _get_random_state() -> dict[str, Any]:
-    """The global torch, NumPy and Python generator states, as tensors and plain numbers only
-    (so that a state dict holding it loads with `torch.load(weights_only=True)`)."""
-    _, keys, position, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
-        "numpy_rest": (int(position), int(has_gauss), float(cached)),
-        "python": torch.tensor(internal, dtype=torch.int64),
-        "python_rest": (version, gauss_next),
-    }
-
-
-def _set_random_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    position, has_gauss, cached = state["numpy_rest"]
-    keys = state["numpy_keys"].numpy().astype(np.uint32)
-    np.random.set_state(("MT19937", keys, position, has_gauss, cached))
-    version, gauss_next = state["python_rest"]
-    random.setstate((version, tuple(state["python"].tolist()), gauss_next))
-
-
-class _OwnRandomState:
-    """Mixin: the optimizer draws its random numbers from a state of its own.
-
-    The library draws from the global torch, NumPy and Python generators. Each step runs with
-    those set to this optimizer's saved state (seeded by `seed`) and saves them back after,
-    restoring the global ones, so other runs, the data order and the round trip of
-    `state_dict()` (which carries the saved state) are unaffected and exact.
-    """
-
-    def _seed_random_state(self, seed: int) -> None:
-        saved = _get_random_state()
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        random.seed(seed)
-        self._random_state = _get_random_state()
-        _set_random_state(saved)
-
-    def step(self, closure: Any = None) -> Any:
-        saved = _get_random_state()
-        _set_random_state(self._random_state)
-        try:
-            return super().step(closure)  # type: ignore[misc]
-        finally:
-            self._random_state = _get_random_state()
-            _set_random_state(saved)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "random_state": self._random_state}  # type: ignore[misc]
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        random_state = state_dict.pop("random_state")
-        super().load_state_dict(state_dict)  # type: ignore[misc]
-        self._random_state = {
-            k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in random_state.items()
-        }
-
-
-class _GradientsFirst:
-    """Mixin for optimizers that expect `.grad` at θ before `step(closure)` is called.
-
-    The SAM family perturbs θ along the gradient already in `.grad`, then calls the closure at
-    the perturbed point. The lab's closure contract is that `step(closure)` evaluates what it
-    needs, so the step first calls the closure at θ (in the Runner that call returns the loss
-    and gradients already computed) and returns that loss.
-    """
-
-    def step(self, closure: Any = None) -> Any:
-        if closure is None:
-            raise ValueError(f"{type(self).__name__} needs step(closure): it re-evaluates the loss")
-        with torch.enable_grad():
-            loss = closure()
-        super().step(closure)  # type: ignore[misc]
-        return loss
-
-
-class _SetModel:
-    """Mixin for WSAM, whose constructor wants the model (to pause BatchNorm statistics).
-
-    Built with an empty module; the loop's `set_batch` hands over the run's model before each
-    step.
-    """
-
-    def set_batch(self, model: nn.Module, criterion: Any, batch: Any) -> None:
-        self.model = model
-
-
-class _EvalBeforeFirstStep:
-    """Mixin for SPlus, whose `eval()` reads its EMA of the weights, made at the first step.
-
-    Before any step the evaluation point is θ itself, so `eval()` has nothing to do.
-    """
-
-    def eval(self) -> None:
-        params = [p for group in self.param_groups for p in group["params"]]  # type: ignore[attr-defined]
-        if all("ema" in self.state[p] for p in params):  # type: ignore[attr-defined]
-            super().eval()  # type: ignore[misc]
-
-
-@functools.cache
-def _adapted(
-    cls: type, own_random: bool, gradients_first: bool, set_model: bool, eval_guard: bool
-) -> type:
-    """`cls` with the mixins it needs, as a subclass (state dicts and hooks stay the library's)."""
-    mixins: list[type] = []
-    if eval_guard:
-        mixins.append(_EvalBeforeFirstStep)
-    if set_model:
-        mixins.append(_SetModel)
-    if gradients_first:
-        mixins.append(_GradientsFirst)
-    if own_random:
-        mixins.append(_OwnRandomState)
-    if not mixins:
-        return cls
-    return type(cls.__name__, (*mixins, cls), {"__module__": __name__, "__doc__": cls.__doc__})
-
-
-# --------------------------------------------------------------------------------------------
 # Plugins
 # --------------------------------------------------------------------------------------------
 
@@ -1253,8 +1125,12 @@ def _build(
     """`cls` over the parameters (split by role for Muon types), the lab's mixins applied."""
     kwargs = _kwargs(params, convert, hyper)
     seed = kwargs.pop("seed", None)
-    adapted = _adapted(
-        cls, name in RANDOM, name in GRADIENTS_FIRST, name == "wsam", name == "splus"
+    adapted = pto_adapters.adapted(
+        pto_adapters.FIXED.get(name, cls),
+        name in RANDOM,
+        name in GRADIENTS_FIRST,
+        name == "wsam",
+        name == "splus",
     )
     tensors = [p for _, p in named_params]
     if name in MUON_TYPE:
@@ -1274,40 +1150,8 @@ def _build(
         optimizer = adapted(tensors, **kwargs)
     if seed is not None:
         optimizer._seed_random_state(seed)
-    _keep_state_dtypes(optimizer)
+    pto_adapters.keep_state_dtypes(optimizer)
     return optimizer
-
-
-def _keep_state_dtypes(optimizer: torch.optim.Optimizer) -> None:
-    """Make `load_state_dict` keep the saved dtype of every state tensor.
-
-    torch casts loaded floating-point state to its parameter's dtype (pytorch#75224), but
-    several library optimizers keep state in a dtype of their own (Kron's float32
-    preconditioners, NAdam's scalar products, bfloat16 moments): after the cast a float64 run
-    would fail or drift from the original. `torch_optim._keep_scalar_state_dtypes` does this
-    for 0-dim tensors only; it could move to a shared helper covering both.
-    """
-    saved: dict[tuple[int, str], torch.dtype] = {}
-
-    def remember(_: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
-        saved.clear()
-        for index, state in state_dict["state"].items():
-            if not isinstance(state, dict):  # some keep scalars or tensors beside param states
-                continue
-            for key, value in state.items():
-                if isinstance(value, torch.Tensor):
-                    saved[index, key] = value.dtype
-
-    def restore(opt: torch.optim.Optimizer) -> None:
-        params = [p for group in opt.param_groups for p in group["params"]]
-        for (index, key), dtype in saved.items():
-            if isinstance(index, int) and index < len(params):
-                state = opt.state[params[index]]
-                state[key] = state[key].to(dtype)
-
-    if hasattr(optimizer, "_optimizer_load_state_dict_pre_hooks"):  # wrappers have no hooks
-        optimizer.register_load_state_dict_pre_hook(remember)
-        optimizer.register_load_state_dict_post_hook(restore)
 
 
 def _refuse(
