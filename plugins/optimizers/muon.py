@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
+    ADAMW,
     Closure,
     SharedGroupsOptimizer,
     adamw_params,
@@ -34,7 +35,6 @@ if not hasattr(torch.optim, "Muon"):  # the project accepts torch >= 2.4; Muon c
     )
 
 MUON = "muon"
-ADAMW = "adamw"
 
 
 class MuonWithAdamW(SharedGroupsOptimizer):

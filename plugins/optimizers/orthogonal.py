@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
+    ADAMW,
     Closure,
     SharedGroupsOptimizer,
     adamw_kwargs,
@@ -51,7 +52,6 @@ CUBIC_COEFFICIENTS = (1.5, -0.5, 0.0)
 """The classical cubic Newton–Schulz map X ← (3X − XXᵀX)/2: slower at first, but it converges to
 the polar factor exactly (quadratically near it), which SWAN's whitening asks for."""
 
-ADAMW = "adamw"
 SHAPE_SCALES = ("original", "match_rms_adamw", "none")
 
 
@@ -485,9 +485,6 @@ def build_symmetric(
 # --------------------------------------------------------------------------------------------
 # SPECTRA: spectral clipping of any base optimizer's update
 # --------------------------------------------------------------------------------------------
-
-CLIP_KEYS = ("spectra_clip", "spectra_mode", "spectra_pre_clip", "spectra_pre_clip_threshold")
-"""Keys SPECTRA adds to every base group, so they are live and saved with the groups."""
 
 _CLIPS: dict[str, Callable[[Tensor, float], Tensor]] = {
     "hard": spectral_clip_hard,
