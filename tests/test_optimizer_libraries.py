@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import geoopt
 import pytest
 import pytorch_optimizer as pto
 import scipy.linalg
@@ -389,6 +390,18 @@ def test_euclidean_manifold_constrains_nothing() -> None:
     opt = _build("riemannian-sgd", model, manifold="euclidean")
     assert [g["manifold"] for g in opt.param_groups] == ["euclidean"]
     assert riemannian.MANIFOLDS == ("stiefel", "sphere", "euclidean")
+
+
+def test_riemannian_sgd_schema_read_from_torch_matches_geoopt() -> None:
+    """The descriptor reads torch.optim.SGD's signature so that listing needs no geoopt; geoopt's
+    RiemannianSGD must give the same schema (its lr has no default: the override supplies it)."""
+    names = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    overrides = {
+        "lr": {"default": 0.1, "help": "Learning rate η (geoopt has no default; 0.1 as for sgd)."},
+        "dampening": {"low": 0.0, "high": 1.0},
+    }
+    from_geoopt = riemannian._schema(geoopt.optim.RiemannianSGD, names, overrides)
+    assert from_geoopt == riemannian.SGD_PARAMS
 
 
 def _shampoo_step(cls: type, gradient: Tensor) -> Tensor:
