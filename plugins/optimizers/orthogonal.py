@@ -18,6 +18,10 @@ of the base's update of every matrix.
 
 The matrix functions (`newton_schulz`, `orthogonalise_svd`, the spectral clips) are plain functions
 so that other modules can import them.
+
+Longer than most modules (about 780 lines) because its six optimizers share the layer-wise
+optimizer, the matrix functions and the shape scaling above; a file per optimizer would import
+most of this one.
 """
 
 from __future__ import annotations

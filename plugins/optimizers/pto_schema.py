@@ -156,14 +156,6 @@ def _ranged(param: Param) -> Param:
     return dataclasses.replace(param, **changes)
 
 
-_DEFAULTS: dict[tuple[str, str], Any] = {
-    # The library's 1e-3 diverges on the lab's logistic regression: KATE's step η·√m·g/b²
-    # is scale-invariant, so it does not shrink with the gradient.
-    ("Kate", "lr"): 1e-4,
-}
-"""Library defaults the lab changes on purpose, by (class name, argument)."""
-
-
 @dataclass(frozen=True)
 class _Required:
     """A constructor argument without a default that the lab can still supply."""
@@ -220,8 +212,6 @@ def schema(cls: type, cls_name: str) -> tuple[tuple[Param, ...], dict[str, Calla
                 params.append(required.param)
             continue
         derived = _derive(arg, cls_name)
-        if derived is not None and (cls_name, arg.name) in _DEFAULTS:
-            derived = dataclasses.replace(derived, default=_DEFAULTS[cls_name, arg.name])
         if derived is None:  # callables, dtypes, free-form strings, dicts: library default
             continue
         if isinstance(arg.default, enum.Enum):
