@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from descentlab.plugins.optimizers import pto_schema
+from descentlab.engine.registry import plugins
+from descentlab.plugins.optimizers import pto_records, pto_schema
 
 LISTING = """
 import sys
@@ -46,3 +47,18 @@ def test_the_manifest_round_trips_every_parameter() -> None:
         assert all(
             isinstance(p.default, tuple) for p in got.params if p.type in ("floats", "ints")
         ), name
+
+
+def test_one_record_per_library_optimizer_sorted_by_name() -> None:
+    """pto_records.py is found by name: one record each, in the manifest's order."""
+    names = [r.name for r in pto_records.RECORDS]
+    _, entries = pto_schema.load_manifest()
+    assert names == sorted(entries)
+
+
+def test_a_record_default_replaces_the_library_default() -> None:
+    """Kate's record sets lr = 10⁻⁴; the manifest keeps the library's 10⁻³."""
+    _, entries = pto_schema.load_manifest()
+    (library_lr,) = [p.default for p in entries["kate"].params if p.name == "lr"]
+    (lab_lr,) = [p.default for p in plugins("optimizers")["kate"].params if p.name == "lr"]
+    assert (library_lr, lab_lr) == (1e-3, 1e-4)
