@@ -1,8 +1,8 @@
 """Adapters that make pytorch-optimizer's classes fit the lab's loop and checkpoints.
 
 Each is a mixin (or, for one library bug, a subclass) applied by `adapted` to the library class,
-so state dicts and hooks stay the library's. `pytorch_optimizer_lib.py` says which optimizer gets
-which; this module knows nothing about the catalogue.
+so state dicts and hooks stay the library's. Each optimizer's record (`pto_records.py`) says which
+it gets; this module knows nothing about the catalogue. Importing it imports pytorch-optimizer.
 """
 
 from __future__ import annotations
