@@ -27,6 +27,7 @@ from torch import Tensor
 from descentlab.engine import registry
 from descentlab.engine.params import defaults
 from descentlab.engine.plugin import Batch, OptimizerPlugin, Task
+from descentlab.engine.stepping import build_optimizer, take_step
 
 
 def _tensors(value: Any) -> Iterator[Tensor]:
@@ -56,26 +57,12 @@ class Trainer:
         self.task, self.plugin = task, plugin
         self.model = copy.deepcopy(task.model)
         named = list(self.model.named_parameters())
-        self.optimizer = plugin.build(named, task.roles, defaults(plugin.params))
-        if plugin.needs.train_eval:
-            self.optimizer.train()  # type: ignore[attr-defined]
+        self.optimizer = build_optimizer(plugin, named, task.roles, defaults(plugin.params))
         self.batches = task.batches(torch.Generator().manual_seed(0))
 
     def step(self) -> None:
         batch: Batch = next(self.batches)
-        needs, opt = self.plugin.needs, self.optimizer
-
-        def closure() -> Tensor:
-            opt.zero_grad(set_to_none=True)
-            with torch.enable_grad():
-                loss = self.task.loss(self.model, batch)
-                loss.backward(create_graph=needs.create_graph)
-            return loss
-
-        closure()
-        if needs.batch:
-            opt.set_batch(self.model, self.task.criterion, batch)  # type: ignore[attr-defined]
-        opt.step(closure) if needs.closure else opt.step()
+        take_step(self.optimizer, self.plugin.needs, self.model, self.task.criterion, batch)
 
     def timed(self, steps: int) -> float:
         started = time.perf_counter()

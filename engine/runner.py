@@ -51,6 +51,7 @@ from descentlab.engine.spec import (
     SpecError,
     check_fork,
 )
+from descentlab.engine.stepping import build_optimizer, take_step
 
 BASE_SERIES = (Output("train/loss", "scalar"), Output("train/lr", "scalar"))
 
@@ -195,11 +196,9 @@ class Runner:
         model = copy.deepcopy(source)
         named = dict(model.named_parameters())
         plugin = registry.plugins("optimizers")[run_spec.optimizer.id]
-        optimizer = plugin.build(
-            list(named.items()), self.task.roles, dict(run_spec.optimizer.params)
+        optimizer = build_optimizer(
+            plugin, list(named.items()), self.task.roles, dict(run_spec.optimizer.params)
         )
-        if plugin.needs.train_eval:
-            optimizer.train()  # type: ignore[attr-defined]
         sched = run_spec.schedule
         factor = None
         if sched.id != "constant" or sched.params.get("warmup_steps", 0) > 0:
@@ -355,29 +354,30 @@ class Runner:
                 f = run.factor(step)
                 for group, base in zip(optimizer.param_groups, run.base_lrs, strict=True):
                     group["lr"] = base * f
-            optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(model, batch)
-            loss.backward(create_graph=needs.create_graph)
-            value = loss.item()
-            run.last_loss = value
-            sink.append(run.name, "train/loss", step, value)
-            sink.append(run.name, "train/lr", step, optimizer.param_groups[0].get("lr", math.nan))
-            if not math.isfinite(value):
-                sink.event(run.name, step, "diverged", f"loss is {value}")
-                self._end(run, "diverged")
+
+            def before_step(loss: Tensor) -> bool:
+                """Record the loss, end a diverged run, run the diagnostics that are due."""
+                value = loss.item()
+                run.last_loss = value
+                sink.append(run.name, "train/loss", step, value)
+                sink.append(
+                    run.name, "train/lr", step, optimizer.param_groups[0].get("lr", math.nan)
+                )
+                if not math.isfinite(value):
+                    sink.event(run.name, step, "diverged", f"loss is {value}")
+                    self._end(run, "diverged")
+                    return False
+                if run.diagnostics:
+                    if needs.train_eval:
+                        optimizer.eval()  # type: ignore[attr-defined]
+                    self._diagnose(run, value)
+                    if needs.train_eval:
+                        optimizer.train()  # type: ignore[attr-defined]
+                return True
+
+            take_step(optimizer, needs, model, task.criterion, batch, before_step)
+            if run.status != "running":
                 return
-            if run.diagnostics:
-                if needs.train_eval:
-                    optimizer.eval()  # type: ignore[attr-defined]
-                self._diagnose(run, value)
-                if needs.train_eval:
-                    optimizer.train()  # type: ignore[attr-defined]
-            if needs.batch:
-                optimizer.set_batch(model, task.criterion, batch)  # type: ignore[attr-defined]
-            if needs.closure:
-                optimizer.step(self._closure(run, loss, batch))
-            else:
-                optimizer.step()
         except torch.OutOfMemoryError as exc:
             self._end(run, "failed", f"out of memory: {str(exc).splitlines()[0]}")
             return
@@ -389,22 +389,6 @@ class Runner:
         if run.steps_done % 64 == 0 and not _finite(list(run.named.values())):
             sink.event(run.name, step + 1, "diverged", "parameters hold NaN or inf")
             self._end(run, "diverged")
-
-    def _closure(self, run: RunState, first_loss: Tensor, batch: Batch) -> Callable[[], Tensor]:
-        """The loss closure; its first call returns the loss and gradients already computed."""
-        pending = [first_loss]
-        create_graph = run.plugin.needs.create_graph
-
-        def closure() -> Tensor:
-            if pending:
-                return pending.pop()
-            run.optimizer.zero_grad(set_to_none=True)
-            with torch.enable_grad():
-                loss = self.task.loss(run.model, batch)
-                loss.backward(create_graph=create_graph)
-            return loss
-
-        return closure
 
     def _diagnose(self, run: RunState, loss: float) -> None:
         step = self.step

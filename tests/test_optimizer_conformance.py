@@ -29,6 +29,7 @@ from descentlab.engine.plugin import CONFORMANCE_CHECKS, FAMILIES, OptimizerPlug
 from descentlab.engine.registry import load_failures, plugins
 from descentlab.engine.runner import Runner
 from descentlab.engine.spec import parse_spec
+from descentlab.engine.stepping import build_optimizer, take_step
 
 OPTIMIZERS = plugins("optimizers")
 STEPS = 50
@@ -71,35 +72,17 @@ class Problem:
 
 
 def _build(plugin: OptimizerPlugin, problem: Problem) -> torch.optim.Optimizer:
-    optimizer = plugin.build(
-        list(problem.model.named_parameters()), problem.roles, defaults(plugin.params)
+    return build_optimizer(
+        plugin, list(problem.model.named_parameters()), problem.roles, defaults(plugin.params)
     )
-    if plugin.needs.train_eval:
-        optimizer.train()  # type: ignore[attr-defined]
-    return optimizer
 
 
 def _train(
     plugin: OptimizerPlugin, problem: Problem, opt: torch.optim.Optimizer, steps: int
 ) -> None:
     """Full-batch steps exactly as the Runner takes them, honouring every declared need."""
-    needs = plugin.needs
-
-    def closure() -> Tensor:
-        opt.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            loss = problem.loss()
-            loss.backward(create_graph=needs.create_graph)
-        return loss
-
     for _ in range(steps):
-        closure()
-        if needs.batch:
-            opt.set_batch(problem.model, problem.criterion, problem.batch)  # type: ignore[attr-defined]
-        if needs.closure:
-            opt.step(closure)
-        else:
-            opt.step()
+        take_step(opt, plugin.needs, problem.model, problem.criterion, problem.batch)
 
 
 def _eval_loss(plugin: OptimizerPlugin, problem: Problem, opt: torch.optim.Optimizer) -> float:

@@ -9,9 +9,11 @@ the other parameters to Euclidean SGD and Adam. (Every catalogue entry also goes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+import geoopt
 import pytest
 import pytorch_optimizer as pto
 import scipy.linalg
@@ -22,7 +24,8 @@ from torch import Tensor, nn
 from descentlab.engine.params import Problems, check_value, defaults
 from descentlab.engine.plugin import CONFORMANCE_CHECKS, OptimizerPlugin, Role
 from descentlab.engine.registry import plugins
-from descentlab.plugins.optimizers import pytorch_optimizer_lib, riemannian
+from descentlab.engine.stepping import build_optimizer, take_step
+from descentlab.plugins.optimizers import pto_adapters, pytorch_optimizer_lib, riemannian
 
 OPTIMIZERS = plugins("optimizers")
 LIBRARY = {p.id: p for p in pytorch_optimizer_lib.PLUGINS}
@@ -65,7 +68,8 @@ def _train(
     closure: bool = False,
     create_graph: bool = False,
 ) -> None:
-    """Plain full-batch steps: backward, then `step()` or `step(closure)`."""
+    """Plain full-batch steps as the library expects them: backward, then `step()`, or
+    `step(closure)` with a closure that recomputes at every call (raw SAM reads `.grad` first)."""
 
     def evaluate() -> Tensor:
         opt.zero_grad(set_to_none=True)
@@ -89,10 +93,9 @@ def _run_plugin(pid: str, steps: int) -> list[Tensor]:
     """θ after `steps` lab steps, the loop honouring the plugin's needs (as the Runner does)."""
     plugin: OptimizerPlugin = OPTIMIZERS[pid]
     model = _model()
-    opt = _build(pid, model)
-    if plugin.needs.train_eval:
-        opt.train()  # type: ignore[attr-defined]
-    _train(model, opt, steps, closure=plugin.needs.closure, create_graph=plugin.needs.create_graph)
+    opt = build_optimizer(plugin, list(model.named_parameters()), ROLES, defaults(plugin.params))
+    for _ in range(steps):
+        take_step(opt, plugin.needs, model, F.cross_entropy, _data())
     if plugin.needs.train_eval:
         opt.eval()  # type: ignore[attr-defined]
     return [p.detach().clone() for p in model.parameters()]
@@ -387,3 +390,75 @@ def test_euclidean_manifold_constrains_nothing() -> None:
     opt = _build("riemannian-sgd", model, manifold="euclidean")
     assert [g["manifold"] for g in opt.param_groups] == ["euclidean"]
     assert riemannian.MANIFOLDS == ("stiefel", "sphere", "euclidean")
+
+
+def test_riemannian_sgd_schema_read_from_torch_matches_geoopt() -> None:
+    """The descriptor reads torch.optim.SGD's signature so that listing needs no geoopt; geoopt's
+    RiemannianSGD must give the same schema (its lr has no default: the override supplies it)."""
+    names = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    overrides = {
+        "lr": {"default": 0.1, "help": "Learning rate η (geoopt has no default; 0.1 as for sgd)."},
+        "dampening": {"low": 0.0, "high": 1.0},
+    }
+    from_geoopt = riemannian._schema(geoopt.optim.RiemannianSGD, names, overrides)
+    assert from_geoopt == riemannian.SGD_PARAMS
+
+
+def _shampoo_step(cls: type, gradient: Tensor) -> Tensor:
+    """θ after one step of `cls` from θ = 0 with the given gradient, at pytorch-optimizer's
+    defaults (lr 10⁻³, matrix_eps 10⁻⁶, inverse roots every step)."""
+    weight = nn.Parameter(torch.zeros_like(gradient))
+    weight.grad = gradient.clone()
+    cls([weight]).step()
+    return weight.detach()
+
+
+def _logistic_shampoo(cls: type, steps: int) -> list[float]:
+    """Losses of `cls` (library defaults) over full-batch steps on the float32 logistic
+    regression of the conformance suite: 96 points, 8 features, 3 classes, one (3, 8) matrix."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(96, 8, generator=generator, dtype=torch.float64)
+    targets = (inputs @ torch.randn(8, 3, generator=generator, dtype=torch.float64)).argmax(1)
+    torch.manual_seed(0)
+    model = nn.Linear(8, 3)
+    opt = cls(model.parameters())
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(inputs.float()), targets)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_shampoo_inverse_roots_stay_finite_where_the_library_fails() -> None:
+    """The (8, 8) factor ε·I + Σ GᵀG of the (3, 8) matrix has rank-3 statistics: five
+    eigenvalues stay at ε = 10⁻⁶ while three grow past float32's resolution of them, and the
+    library's SVD root turns inf, then NaN (about step 32). The lab's Shampoo clamps the
+    singular values at ε and keeps training."""
+    with pytest.raises(torch.linalg.LinAlgError, match="non-finite"):
+        _logistic_shampoo(pto.Shampoo, 50)
+    losses = _logistic_shampoo(pto_adapters.StableShampoo, 200)
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.99 * losses[0]
+
+
+def test_stable_shampoo_takes_the_exact_step() -> None:
+    """One step from θ = 0 with a (3, 8) gradient is θ = −η·L^(−1/4)·G·R^(−1/4),
+    L = ε·I + GGᵀ, R = ε·I + GᵀG, as computed in float64 by eigendecomposition."""
+    gradient = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+    got = _shampoo_step(pto_adapters.StableShampoo, gradient)
+    g, eps = gradient.double(), 1e-6
+
+    def root(m: Tensor) -> Tensor:
+        values, vectors = torch.linalg.eigh(m)
+        return vectors @ torch.diag(values ** (-1 / 4)) @ vectors.T
+
+    want = -1e-3 * root(eps * torch.eye(3) + g @ g.T) @ g @ root(eps * torch.eye(8) + g.T @ g)
+    assert torch.allclose(got.double(), want, rtol=1e-3, atol=1e-7)
+
+
+def test_shampoo_is_the_fixed_class() -> None:
+    opt = OPTIMIZERS["shampoo"].build(list(_model().named_parameters()), ROLES, {})
+    assert isinstance(opt, pto_adapters.StableShampoo)

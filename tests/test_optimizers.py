@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from descentlab.engine.params import Problems, check_value, defaults
 from descentlab.engine.plugin import OptimizerPlugin, Role
 from descentlab.engine.registry import load_failures, plugins
+from descentlab.engine.stepping import take_step
 from descentlab.plugins.optimizers import muon, torch_optim
 from descentlab.plugins.optimizers.torch_optim import NOT_HYPERPARAMETERS
 
@@ -71,19 +72,8 @@ def _train(
     plugin: OptimizerPlugin, model: nn.Module, opt: torch.optim.Optimizer, steps: int
 ) -> None:
     """Full-batch steps as the Runner takes them, with a closure when the optimizer needs one."""
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = _loss(model)
-        loss.backward()
-        return loss
-
     for _ in range(steps):
-        if plugin.needs.closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+        take_step(opt, plugin.needs, model, F.cross_entropy, _data())
 
 
 def test_registry_lists_every_torch_optimizer_without_failures() -> None:

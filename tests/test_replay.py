@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 from PySide6.QtGui import QImage
 
 from descentlab.app.main_window import MainWindow
 from descentlab.app.panels.fork_dialog import ForkDialog, fork_name
 from descentlab.app.plots.histogram_plot import HistogramPlot
+from descentlab.engine.compat import tomllib
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
 from descentlab.engine.session.writer import SessionWriter

@@ -15,11 +15,15 @@ from torch import Tensor, nn
 
 from descentlab.engine.curvature.operators import flatten, unflatten
 from descentlab.engine.params import defaults
+from descentlab.engine.plugin import Needs
 from descentlab.engine.registry import plugins
+from descentlab.engine.stepping import take_step
 from descentlab.plugins.tasks.common import output_as_loss
 
 DTYPE = torch.float64
 OPTIMIZERS = plugins("optimizers")
+OPTIMIZERS_NEEDS = Needs(batch=True)
+"""What every optimizer of this module needs of the loop: the batch, for its curvature."""
 
 # torch.func.hessian loads torch's forward-AD decompositions, which call the deprecated
 # torch.jit.script internally; the warning is torch's, not ours.
@@ -57,10 +61,15 @@ def _flat(model: nn.Module) -> Tensor:
 
 def _step(opt, model, criterion, batch) -> tuple[Tensor, Tensor]:
     """One step as the Runner takes it; returns the gradient used and the update Δθ."""
-    gradient = _backward(model, criterion, batch)
-    before = _flat(model)
-    opt.set_batch(model, criterion, batch)
-    opt.step()
+    seen: list[Tensor] = []
+
+    def before_step(loss: Tensor) -> bool:
+        seen.append(flatten([p.grad for p in model.parameters()]).clone())
+        seen.append(_flat(model))
+        return True
+
+    take_step(opt, OPTIMIZERS_NEEDS, model, criterion, batch, before_step)
+    gradient, before = seen
     return gradient, _flat(model) - before
 
 

@@ -64,6 +64,10 @@ def seed_param(help_text: str, high: int = 2**31 - 1) -> Param:
     return Param("seed", "int", 0, help_text, low=0, high=high)
 
 
+ADAMW = "adamw"
+"""The `algorithm` tag of the AdamW groups that Muon and the matrix rules hand to torch's AdamW."""
+
+
 def adamw_params(lr_help: str) -> tuple[Param, ...]:
     """`adamw_lr`, `adamw_betas`, `adamw_eps`, `adamw_weight_decay`: the AdamW that updates
     what a matrix rule leaves (see `adamw_kwargs`)."""

@@ -21,6 +21,7 @@ from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
+    ADAMW,
     ADAMW_NAMES,
     Closure,
     SharedGroupsOptimizer,
@@ -38,7 +39,6 @@ if not hasattr(torch.optim, "Muon"):  # the project accepts torch >= 2.4; Muon c
     )
 
 MUON = "muon"
-ADAMW = "adamw"
 
 
 class MuonWithAdamW(SharedGroupsOptimizer):

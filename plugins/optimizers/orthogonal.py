@@ -20,6 +20,10 @@ of the base's update of every matrix.
 
 The matrix functions (`newton_schulz`, `orthogonalise_svd`, the spectral clips) are plain functions
 so that other modules can import them.
+
+Longer than most modules (about 780 lines) because its six optimizers share the layer-wise
+optimizer, the matrix functions and the shape scaling above; a file per optimizer would import
+most of this one.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.params import Param, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
+    ADAMW,
     ADAMW_NAMES,
     Closure,
     SharedGroupsOptimizer,
@@ -55,7 +60,6 @@ CUBIC_COEFFICIENTS = (1.5, -0.5, 0.0)
 """The classical cubic Newton–Schulz map X ← (3X − XXᵀX)/2: slower at first, but it converges to
 the polar factor exactly (quadratically near it), which SWAN's whitening asks for."""
 
-ADAMW = "adamw"
 SHAPE_SCALES = ("original", "match_rms_adamw", "none")
 
 
@@ -496,9 +500,6 @@ def build_symmetric(
 # --------------------------------------------------------------------------------------------
 # SPECTRA: spectral clipping of any base optimizer's update
 # --------------------------------------------------------------------------------------------
-
-CLIP_KEYS = ("spectra_clip", "spectra_mode", "spectra_pre_clip", "spectra_pre_clip_threshold")
-"""Keys SPECTRA adds to every base group, so they are live and saved with the groups."""
 
 _CLIPS: dict[str, Callable[[Tensor, float], Tensor]] = {
     "hard": spectral_clip_hard,

@@ -13,6 +13,9 @@ per-example gradients with `torch.func` on the current parameters; the curvature
 `descentlab.engine.curvature` (Hessian operator, Lanczos, per-example gradients, empirical Fisher).
 These are methods for small models: the costs in each summary are per step, n the number of
 parameters, B the batch size and M the number of model outputs in a batch.
+
+Longer than most modules (about 890 lines) because its six optimizers share the flattening,
+the size guard and the `set_batch` contract; each class reads top to bottom on its own.
 """
 
 from __future__ import annotations

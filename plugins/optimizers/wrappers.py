@@ -24,11 +24,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import tomllib
 import torch
 from torch import Tensor, nn
 
 from descentlab.engine import registry
+from descentlab.engine.compat import tomllib
 from descentlab.engine.params import Param, Problems, check_params, check_value, defaults
 from descentlab.engine.plugin import Needs, OptimizerPlugin, Role
 from descentlab.plugins.optimizers.common import (
