@@ -426,7 +426,8 @@ class MainWindow(QMainWindow):
             view = make_view(group, self.model, self.colors)
             if self.timeline.limit is not None:
                 view.set_step_limit(self.timeline.limit)
-            dock = QDockWidget(group.title, self.plot_area)
+            dock = QDockWidget(group.tab_title, self.plot_area)
+            dock.setToolTip(group.title)  # the plot's own title says it in full too
             dock.setObjectName(f"plot:{group.key}")
             dock.setWidget(view)
             self._place(dock)

@@ -240,7 +240,8 @@ class Runner:
         kept = []
         for dspec, diag in run.diagnostics:
             try:
-                outputs.extend(diag.outputs(ctx))
+                plugin = registry.plugins("diagnostics")[dspec.id]
+                outputs.extend(plugin.declared(diag.outputs(ctx)))
                 kept.append((dspec, diag))
             except Exception as exc:  # reported when the sink is attached
                 self._pending_errors.append((run.name, f"{dspec.id}: {type(exc).__name__}: {exc}"))
