@@ -38,6 +38,12 @@ def _declarations() -> tuple[Output, ...]:
     return tuple(declared)
 
 
+def _declared_rank(output: Output) -> int:
+    """Where `output` is declared (series that join a plot come in their plugin's order)."""
+    declared = _declarations()
+    return next((i for i, d in enumerate(declared) if output.matches(d)), len(declared))
+
+
 def display_of(output: Output) -> Display:
     """How `output` is shown: its own display (live runs carry their plugin's), else the
     declaration of a registered plugin with its name (replay), else a plain line plot."""
@@ -118,7 +124,7 @@ def plot_groups(outputs: Iterable[Output]) -> list[PlotGroup]:
         return group if group and group != family and group in families else family
 
     joined: dict[str, list[str]] = {}
-    for family in families:
+    for family in sorted(families, key=lambda f: _declared_rank(families[f][0])):
         if host(family) != family:
             joined.setdefault(host(family), []).append(family)
 
