@@ -9,6 +9,7 @@ series the sharpness diagnostic recorded (issue 11), not one the view recomputes
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -265,3 +266,69 @@ def test_the_threshold_drawn_is_the_one_the_diagnostic_recorded(
     assert view.reference_items("sgd") == {}
     labels = [label.text for _, label in view.plot.legend.items]
     assert "mine: (2 + 2β₁)/((1 − β₁)η)" in labels
+
+
+# -- the third-party diagnostic of docs/plugins.md ---------------------------------------------
+
+
+def docs_diagnostic() -> DiagnosticPlugin:
+    """The `PLUGIN` of the Python block under docs/plugins.md's "A diagnostic", executed."""
+    text = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("## A diagnostic\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    return namespace["PLUGIN"]
+
+
+def test_the_documented_third_party_diagnostic_gets_its_plots_without_app_changes(
+    qtbot, registered: dict[str, Any]
+) -> None:
+    # Registered by injection, as tests/test_runner.py does (no packaging, no entry point).
+    registered["add"]("diagnostics", docs_diagnostic())
+    spec = """
+seed = 0
+steps = 6
+device = "cpu"
+[task]
+id = "gaussian-mixture"
+hidden = [8]
+[[runs]]
+name = "sgd"
+optimizer = { id = "sgd", lr = 0.1 }
+[[diagnostics]]
+id = "gradcos"
+every = 1
+"""
+    sink = MemorySink()
+    Runner(parse_toml(spec), poll_interval=0.0).run(sink)
+    run = sink.runs["sgd"]
+    assert not [d for _, k, d in run.events if k == "diagnostic_error"]
+    model = as_model(sink)
+    outputs = list(model.runs["sgd"].outputs.values())
+    groups = {g.key: g for g in plot_groups(outputs)}
+    cosine, ratio = groups["gradcos/cosine"], groups["gradcos/ratio"]
+    assert "gradcos/rule_of_thumb" not in groups  # drawn on the ratio plot, not alone
+    assert (cosine.title, cosine.tab_title, cosine.value_label, cosine.log_y) == (
+        "Cosine of the gradient and the last update",
+        "cos(g, Δθ)",
+        "cos(g, Δθ)",
+        False,
+    )
+    assert list(groups) == ["train/loss", "gradcos/cosine", "train/lr", "gradcos/ratio"]
+    layers = ("0.weight", "0.bias", "2.weight", "2.bias")
+    assert ratio.layers == layers and ratio.log_y and ratio.tab_title == "‖Δθ‖/‖θ‖"
+    assert ratio.references == ("gradcos/rule_of_thumb",)
+
+    view = shown(qtbot, make_view(ratio, model))
+    assert view.log_y.isChecked()
+    steps, values = model.runs["sgd"].series["gradcos/ratio/0.weight"].view()
+    assert steps.tolist() == [1, 2, 3, 4, 5] and np.all(values > 0)
+    np.testing.assert_array_equal(
+        view.curve_items("sgd", "gradcos/ratio/0.weight")[0].yData, values
+    )
+    rule = view.reference_items("sgd")["gradcos/rule_of_thumb"]
+    np.testing.assert_allclose(rule.yData, 1e-3)
+    assert view.plot.getAxis("left").labelText == "‖Δθ‖/‖θ‖"
+    assert view.plot.titleLabel.text == "Update-to-weight ratio ‖Δθ‖/‖θ‖ per layer"
+    assert "sgd: 10⁻³ rule of thumb" in [label.text for _, label in view.plot.legend.items]
