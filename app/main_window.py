@@ -40,6 +40,7 @@ from descentlab.app.playground import Playground
 from descentlab.app.plots.colors import run_colors
 from descentlab.app.plots.factory import make_view
 from descentlab.app.plots.layout import plot_groups
+from descentlab.app.plots.tab_tooltips import DockTabTooltips
 from descentlab.app.presentation import presentation, set_presentation
 from descentlab.app.session_model import SessionModel
 from descentlab.app.theme import apply_theme
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self._session_path: Path | None = None  # the session shown (started here or opened)
 
         self.plot_area = QMainWindow()
+        self.tab_tooltips = DockTabTooltips(self.plot_area)  # full plot titles over short tabs
         self.plot_area.setDockOptions(
             QMainWindow.DockOption.AllowNestedDocks
             | QMainWindow.DockOption.AllowTabbedDocks
@@ -433,6 +435,7 @@ class MainWindow(QMainWindow):
             self._place(dock)
             self.views[group.key] = view
             self.docks[group.key] = dock
+        self.tab_tooltips.install()
         if self.docks:
             self.placeholder.hide()
             state = self.settings.value("plot_state") if self.remember_layout else None

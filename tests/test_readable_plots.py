@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from helpers import shown
-from PySide6.QtCore import QPointF, QRect
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, Qt
+from PySide6.QtGui import QHelpEvent
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QTabBar
 
 from descentlab.app.plots.factory import make_view
 from descentlab.app.plots.layout import plot_groups
+from descentlab.app.plots.tab_tooltips import DockTabTooltips
 from descentlab.app.session_model import SessionModel
 from descentlab.engine.plugin import Output
 
@@ -146,3 +148,29 @@ def test_the_landscape_heatmap_is_as_smooth_as_its_contours(qtbot) -> None:
         for x in range(rect.left() + rect.width() // 6, rect.right() - rect.width() // 6)
     }
     assert len(row) > 20  # a gradient between samples, not three blocks of colour
+
+
+def test_tabs_of_plot_docks_show_the_full_title_as_tooltip(qtbot) -> None:
+    area = QMainWindow()
+    qtbot.addWidget(area)
+    tips = DockTabTooltips(area)
+    docks = []
+    for short, full in (
+        ("Sharpness", "Sharpness: top Hessian eigenvalues λ vs 2/η"),
+        ("λmin", "x"),
+    ):
+        dock = QDockWidget(short, area)
+        dock.setToolTip(full)
+        dock.setWidget(QLabel(short))
+        area.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, dock)
+        docks.append(dock)
+    area.tabifyDockWidget(docks[0], docks[1])
+    area.show()
+    qtbot.waitExposed(area)
+    tips.install()
+    (bar,) = [b for b in area.findChildren(QTabBar) if b.parent() is area and b.count() == 2]
+    index = [bar.tabText(i) for i in range(2)].index("Sharpness")
+    assert bar.tabToolTip(index) == "Sharpness"  # what Qt itself would show
+    assert tips.tooltip(bar, index) == "Sharpness: top Hessian eigenvalues λ vs 2/η"
+    event = QHelpEvent(QEvent.Type.ToolTip, bar.tabRect(index).center(), QPoint(0, 0))
+    assert tips.eventFilter(bar, event)  # answered with the full title
