@@ -77,7 +77,7 @@ def test_the_legend_hides_no_data_and_can_be_hidden(qtbot) -> None:
             assert not box.contains(view.plot.vb.mapViewToScene(QPointF(xi, yi)))
     assert not box.intersects(view.plot.vb.sceneBoundingRect())
     height = view.plot.vb.sceneBoundingRect().height()
-    view.legend_box.setChecked(False)
+    view.legend_action.setChecked(False)  # in the plot's context menu
     QApplication.processEvents()
     assert not legend.isVisible()
     assert view.plot.vb.sceneBoundingRect().height() > height  # its room goes to the data
@@ -174,3 +174,24 @@ def test_tabs_of_plot_docks_show_the_full_title_as_tooltip(qtbot) -> None:
     assert tips.tooltip(bar, index) == "Sharpness: top Hessian eigenvalues λ vs 2/η"
     event = QHelpEvent(QEvent.Type.ToolTip, bar.tabRect(index).center(), QPoint(0, 0))
     assert tips.eventFilter(bar, event)  # answered with the full title
+
+
+def test_a_long_legend_wraps_to_the_plot_width_and_keys_the_components(qtbot) -> None:
+    outputs = [
+        Output("hessian/top_eigenvalues", "vector", (3,)),
+        Output("hessian/two_over_lr", "scalar"),
+    ]
+    model = SessionModel()
+    for run in ("sgd-momentum", "adam", "muon"):
+        model.add_run(run, {}, outputs)
+        model.extend(run, "hessian/top_eigenvalues", np.array([0, 5]), np.ones((2, 3)))
+        model.extend(run, "hessian/two_over_lr", np.array([0, 5]), np.full(2, 20.0))
+    view = view_of(qtbot, model, "hessian/top_eigenvalues", size=(420, 400))
+    QApplication.processEvents()
+    legend = view.plot.legend
+    texts = [label.text for _, label in legend.items]
+    assert texts[1:4] == ["λ1", "λ2", "λ3"]  # after the first run's curve
+    assert "muon: 2/η" in texts
+    assert view.plot.getAxis("left").labelText == "λ"  # not a list of styles, cut off
+    assert legend.sceneBoundingRect().width() <= view.plot.sceneBoundingRect().width()
+    assert legend.columnCount < 4

@@ -51,7 +51,7 @@ class HeatmapView(PlotViewBase):
         self.latest_plot.setTitle(self.latest_title)
         self._label_axes()
         self.latest_plot.showGrid(x=True, y=True, alpha=0.15)
-        legend_below(self.latest_plot, columns=2)
+        legend_below(self.latest_plot, max_columns=2)
         self.graphics.ci.layout.setColumnStretchFactor(0, 3)
         self.graphics.ci.layout.setColumnStretchFactor(1, 2)
 

@@ -20,7 +20,36 @@ PADDING = 6.0
 
 
 class BelowLegend(pg.LegendItem):
-    """A legend that lives in a layout: it asks for its size instead of setting its geometry."""
+    """A legend that lives in a layout: it asks for its size instead of setting its geometry,
+    and puts as many entries in a row as the plot's width takes (at most `max_columns`)."""
+
+    def __init__(self, plot: pg.PlotItem, max_columns: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.plot = plot
+        self.max_columns = max_columns
+        plot.geometryChanged.connect(self.fit)
+
+    def addItem(self, item, name) -> None:  # type: ignore[no-untyped-def]
+        super().addItem(item, name)
+        self.fit()
+
+    def removeItem(self, item) -> None:  # type: ignore[no-untyped-def]
+        super().removeItem(item)
+        self.fit()
+
+    def fit(self) -> None:
+        """Entries per row: as many as fit the width of the plot's data area, at least one."""
+        if not self.items:
+            return
+        widest = max(
+            sample.boundingRect().width() + label.boundingRect().width()
+            for sample, label in self.items
+        )
+        room = self.plot.vb.width() or self.plot.width()
+        fits = int(room // (widest + self.layout.horizontalSpacing() + 3))
+        columns = max(1, min(self.max_columns, len(self.items), fits))
+        if columns != self.columnCount:
+            self.setColumnCount(columns)
 
     def updateSize(self) -> None:
         width = height = 0.0
@@ -42,9 +71,9 @@ class BelowLegend(pg.LegendItem):
         """No frame or fill: outside the data it needs none."""
 
 
-def legend_below(plot: pg.PlotItem, columns: int = 4) -> BelowLegend:
+def legend_below(plot: pg.PlotItem, max_columns: int = 4) -> BelowLegend:
     """A small legend under `plot`'s x axis that named items added to `plot` join."""
-    legend = BelowLegend(colCount=columns, labelTextSize="8pt", verSpacing=0, horSpacing=12)
+    legend = BelowLegend(plot, max_columns, labelTextSize="8pt", verSpacing=0, horSpacing=12)
     plot.layout.addItem(legend, LEGEND_ROW, 1, alignment=Qt.AlignmentFlag.AlignHCenter)
     plot.legend = legend  # `PlotItem.addItem` adds every named item to `plot.legend`
     return legend

@@ -75,7 +75,7 @@ REFERENCE_STYLES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashD
 """Pens of a group's reference lines, in the order the group lists them."""
 
 LEGEND_COLUMNS = 4
-"""Legend entries per row under the plot: long legends (all layers of several runs) wrap."""
+"""At most this many legend entries per row under the plot (fewer when the plot is narrow)."""
 
 
 def step_line(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,10 +175,13 @@ class LinePlot(PlotViewBase):
         self.log_y.setChecked(group.log_y)
         self.log_x.toggled.connect(self._log_toggled)
         self.log_y.toggled.connect(self._log_toggled)
-        self.legend_box = QCheckBox("legend")
-        self.legend_box.setChecked(True)
-        self.legend_box.setToolTip("Show the legend under the plot")
-        self.legend_box.toggled.connect(lambda on: set_legend_visible(self.plot, on))
+        # in the plot's context menu: the toolbar has no room to spare in a 2×2 grid
+        self.legend_action = self.plot.vb.menu.addAction("Show legend")
+        self.legend_action.setCheckable(True)
+        self.legend_action.setChecked(True)
+        self.legend_action.toggled.connect(lambda on: set_legend_visible(self.plot, on))
+        self._component_key: list[pg.PlotDataItem] = []
+        """Legend entries saying which line style is which component of a vector series."""
 
         self.auto_range = AutoRangeButton(self.plot)
         self.export_button = ExportButton(self)
@@ -191,7 +194,6 @@ class LinePlot(PlotViewBase):
         bar.addWidget(self.grid)
         bar.addWidget(self.log_x)
         bar.addWidget(self.log_y)
-        bar.addWidget(self.legend_box)
         bar.addStretch(1)
         bar.addWidget(self.auto_range)
         bar.addWidget(self.export_button)
@@ -312,6 +314,9 @@ class LinePlot(PlotViewBase):
                 self.plot.removeItem(item)
         for ref in self._references.values():
             self.plot.removeItem(ref.item)
+        for item in self._component_key:
+            self.legend.removeItem(item)
+        self._component_key.clear()
         self._curves.clear()
         self._references.clear()
         self._hidden.clear()
@@ -337,7 +342,6 @@ class LinePlot(PlotViewBase):
                     style = REFERENCE_STYLES[index % len(REFERENCE_STYLES)]
                     self._add_reference(run_name, name, label, run.series[name], style)
         self._runs = tuple(self.model.runs)
-        self.legend.setColumnCount(min(LEGEND_COLUMNS, max(1, len(self.legend.items))))
 
     def _add_curve(
         self, run: str, series: str, buffer: SeriesBuffer, style: int, several: bool
@@ -380,10 +384,20 @@ class LinePlot(PlotViewBase):
         return ""
 
     def _label_components(self, k: int) -> None:
-        """Say on the axis which line style is which component (the legend lists runs only)."""
+        """Say in the legend which line style is which component (λ1 solid, λ2 dashed …)."""
+        if len(self._component_key) >= k:
+            return
         symbol = self.group.symbol or "#"
-        shown = ", ".join(f"{symbol}{j + 1} {STYLES[j % len(STYLES)][1]}" for j in range(k))
-        self.plot.setLabel("left", shown)
+        for j in range(len(self._component_key), k):
+            item = pg.PlotDataItem()  # a legend sample only, never drawn on the plot
+            self.legend.addItem(item, f"{symbol}{j + 1}")
+            self._component_key.append(item)
+        self._style_component_key()
+
+    def _style_component_key(self) -> None:
+        for j, item in enumerate(self._component_key):
+            style = STYLES[j % len(STYLES)][0]
+            item.setPen(pg.mkPen(self.colors.theme.foreground, width=LINE_WIDTH, style=style))
 
     # -- style -----------------------------------------------------------------------------
 
@@ -404,6 +418,7 @@ class LinePlot(PlotViewBase):
             self._style_curve(curve)
         for ref in self._references.values():
             self._style_reference(ref)
+        self._style_component_key()
 
     # -- controls --------------------------------------------------------------------------
 
