@@ -204,7 +204,7 @@ class Display:
     title: the plot's full title, also the tooltip of its tab ("" → the series' family name).
     short_title: the tab's title, two or three words ("" → the title).
     label: what the value axis shows (`loss`, `λ`, `‖g‖`); the output's unit is appended.
-    symbol: the name of a vector's components (`λ` → λ₁ λ₂ …), also on a spectrum's index axis.
+    symbol: the name of a vector's components (`λ` → λ1, λ2 …), also on a spectrum's index axis.
     log_y: start on a log value axis (quantities spanning decades). The app keeps it off for a
         series that holds values ≤ 0, which a log axis cannot show.
     group: the family of the plot this series joins ("" → a plot of its own). A reference or a

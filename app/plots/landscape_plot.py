@@ -27,6 +27,11 @@ from descentlab.app.plots.view_base import PlotViewBase, sync_choices, toolbar
 
 COLOR_MAP = "viridis"
 CONTOURS = 12
+COLOR_BAR_WIDTH = 72
+"""Pixels for the colour bar with its tick labels and label."""
+TITLE_SIZE = "9pt"
+"""The title sets the plot's minimum width: beside a colour bar, at the default size, it pushes
+the bar out of a grid slot of the window."""
 
 
 class SmoothImage(pg.ImageItem):
@@ -75,7 +80,7 @@ class LandscapePlot(PlotViewBase):
 
         self.plot_widget = pg.PlotWidget()
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
-        self.plot.setTitle(self.group.title)
+        self.plot.setTitle(self.group.title, size=TITLE_SIZE)
         self.image = SmoothImage()
         self.image.setZValue(-20)
         self.plot.addItem(self.image)
@@ -83,6 +88,7 @@ class LandscapePlot(PlotViewBase):
             colorMap=COLOR_MAP, label=self.group.value_label or "loss", interactive=False
         )
         self.color_bar.setImageItem(self.image, insert_in=self.plot)
+        self.color_bar.setMinimumWidth(COLOR_BAR_WIDTH)  # a narrow slot squeezes it out otherwise
         self._contours: list[pg.IsocurveItem] = []
         self.path_line = pg.PlotDataItem()
         self.current = pg.PlotDataItem(symbol="o", symbolSize=11)
@@ -185,12 +191,17 @@ class LandscapePlot(PlotViewBase):
         self.plot.setLabel("left", attrs.get("y_label", "b"))
         centre = self._latest(run, self._centre) if self._centre else None
         at = f"centre θ at step {int(centre[1])}, " if centre is not None else ""
-        self.plot.setTitle(f"{self.group.title} ({at}computed by step {step})")
+        # on a second, smaller line: one long line would set the plot's minimum width
+        # beyond a grid slot and push the colour bar out of sight
+        self.plot.setTitle(
+            f"{self.group.title}<br><small>{at}computed by step {step}</small>", size=TITLE_SIZE
+        )
 
         logs = self.log_box.isChecked()
         shown = log_surface(grid) if logs else grid
         value = self.group.value_label or "loss"
-        self.color_bar.axis.setLabel(f"log₁₀({value} − min + δ)" if logs else value)
+        # the label of a vertical colour bar sits on its left axis, the values on its right one
+        self.color_bar.getAxis("left").setLabel(f"log₁₀({value} − min + δ)" if logs else value)
         finite = shown[np.isfinite(shown)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         high = high if high > low else low + 1.0

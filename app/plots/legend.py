@@ -73,7 +73,7 @@ class BelowLegend(pg.LegendItem):
 
 def legend_below(plot: pg.PlotItem, max_columns: int = 4) -> BelowLegend:
     """A small legend under `plot`'s x axis that named items added to `plot` join."""
-    legend = BelowLegend(plot, max_columns, labelTextSize="8pt", verSpacing=0, horSpacing=12)
+    legend = BelowLegend(plot, max_columns, labelTextSize="8pt", verSpacing=-5, horSpacing=12)
     plot.layout.addItem(legend, LEGEND_ROW, 1, alignment=Qt.AlignmentFlag.AlignHCenter)
     plot.legend = legend  # `PlotItem.addItem` adds every named item to `plot.legend`
     return legend
