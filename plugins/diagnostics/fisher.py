@@ -49,6 +49,7 @@ PLUGIN = curvature_plugin(
         "and per-layer blocks. Positive semi-definite of rank at most the probe size."
     ),
     matrix="Fisher",
+    letter="F",
     curvature=fisher_curvature,
     min_eigenvalue=False,
     reference=(

@@ -43,6 +43,7 @@ PLUGIN = curvature_plugin(
         "residual (non-convex) part of the curvature."
     ),
     matrix="GGN",
+    letter="G",
     curvature=ggn_curvature,
     min_eigenvalue=False,
     reference=(

@@ -369,8 +369,9 @@ class CurvatureDiagnostic(Diagnostic):
         return record
 
 
-def curvature_outputs(prefix: str, matrix: str) -> tuple[Output, ...]:
-    """Every series a curvature diagnostic can write, with how each is shown."""
+def curvature_outputs(prefix: str, matrix: str, letter: str) -> tuple[Output, ...]:
+    """Every series a curvature diagnostic can write, with how each is shown; `letter` is the
+    matrix's symbol in formulas (H, G, F)."""
     m = matrix
 
     def series(name: str, kind: OutputKind, display: Display) -> Output:
@@ -396,11 +397,15 @@ def curvature_outputs(prefix: str, matrix: str) -> tuple[Output, ...]:
             "scalar",
             Display(f"Smallest {m} eigenvalue λmin", f"λmin({m})", "λmin", order=52),
         ),
-        series("trace", "scalar", Display(f"{m} trace tr", f"tr {m}", "tr", order=53)),
+        series(
+            "trace",
+            "scalar",
+            Display(f"{m} trace tr {letter}", f"tr {letter}", f"tr {letter}", order=53),
+        ),
         series(
             "frobenius",
             "scalar",
-            Display(f"{m} Frobenius norm ‖·‖_F", f"‖{m}‖_F", "‖·‖_F", order=54),
+            Display(f"{m} Frobenius norm ‖{letter}‖_F", f"‖{letter}‖_F", f"‖{letter}‖_F", order=54),
         ),
         series(
             "density",
@@ -431,6 +436,7 @@ def curvature_plugin(
     title: str,
     summary: str,
     matrix: str,
+    letter: str,
     curvature: Curvature,
     min_eigenvalue: bool,
     reference: str,
@@ -444,7 +450,7 @@ def curvature_plugin(
         create=functools.partial(
             CurvatureDiagnostic, prefix=id, matrix=matrix, curvature=curvature
         ),
-        outputs=curvature_outputs(id, matrix),
+        outputs=curvature_outputs(id, matrix, letter),
         cost="heavy",
         every=50,
         reference=reference,
@@ -463,6 +469,7 @@ PLUGIN = curvature_plugin(
         "the previous record's eigenvectors (the first record from the loss gradient)."
     ),
     matrix="Hessian",
+    letter="H",
     curvature=hessian_curvature,
     min_eigenvalue=True,
     reference=(
