@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
 from descentlab.app.plots.colors import RunColors
 from descentlab.app.plots.factory import make_view
 from descentlab.app.plots.layout import plot_groups
+from descentlab.app.plots.tab_tooltips import DockTabTooltips
 from descentlab.app.session_model import SessionModel
 
 
@@ -31,6 +32,7 @@ class PlotArea(QMainWindow):
         self.views: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
         self.step_limit: int | None = None
+        self.tab_tooltips = DockTabTooltips(self)  # full plot titles over short tabs
         self.setDockOptions(
             QMainWindow.DockOption.AllowNestedDocks
             | QMainWindow.DockOption.AllowTabbedDocks
@@ -53,12 +55,14 @@ class PlotArea(QMainWindow):
             view = make_view(group, self.model, self.colors)
             if self.step_limit is not None:
                 view.set_step_limit(self.step_limit)
-            dock = QDockWidget(group.title, self)
+            dock = QDockWidget(group.tab_title, self)
+            dock.setToolTip(group.title)  # the plot's own title says it in full too
             dock.setObjectName(f"plot:{group.key}")
             dock.setWidget(view)
             self._place(dock)
             self.views[group.key] = view
             self.docks[group.key] = dock
+        self.tab_tooltips.install()
         if self.docks:
             self.placeholder.hide()
             if layout is not None:

@@ -9,7 +9,7 @@ way, through the entry-point groups `descentlab.optimizers`, `descentlab.diagnos
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -185,13 +185,56 @@ class OptimizerPlugin:
 # --------------------------------------------------------------------------------------------
 
 
+SeriesRole = Literal["data", "reference", "total", "part"]
+"""What a series is to the plot it joins: a curve of its own (data), a step line drawn over the
+plot's data (reference: 2/η, the Adam threshold), the sum over a per-layer family offered as one
+more layer (total), or a piece the plot's view draws in its own way (part: a landscape's path)."""
+
+ViewKind = Literal["", "lines", "spectrum", "path", "histogram", "landscape"]
+"""A plot's view; "" lets the output's kind choose (DESIGN §3's table)."""
+
+LAYER = "<layer>"
+"""Placeholder ending a declared per-layer series name: `norms/grad/<layer>`."""
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a series is shown: the quantity describes itself and any view can draw it.
+
+    title: the plot's full title, also the tooltip of its tab ("" → the series' family name).
+    short_title: the tab's title, two or three words ("" → the title).
+    label: what the value axis shows (`loss`, `λ`, `‖g‖`); the output's unit is appended.
+    symbol: the name of a vector's components (`λ` → λ1, λ2 …), also on a spectrum's index axis.
+    log_y: start on a log value axis (quantities spanning decades). The app keeps it off for a
+        series that holds values ≤ 0, which a log axis cannot show.
+    group: the family of the plot this series joins ("" → a plot of its own). A reference or a
+        total whose plot is missing gets a plot of its own.
+    role: see `SeriesRole`.
+    view: the view, when the kind's default is not wanted (per-head lines instead of a spectrum).
+    order: position among the plots, smaller first; the first four fill the window's 2×2 grid
+        (the built-ins: training loss 0, trajectory 10, landscape 20–30, evaluation 40,
+        curvature 50, norms 60, spectra 70, everything else 100).
+    """
+
+    title: str = ""
+    short_title: str = ""
+    label: str = ""
+    symbol: str = ""
+    log_y: bool = False
+    group: str = ""
+    role: SeriesRole = "data"
+    view: ViewKind = ""
+    order: int = 100
+
+
 @dataclass(frozen=True)
 class Output:
     """One series a diagnostic writes; its kind picks both the storage and the default view.
 
     `name` is the full series name (`hessian/top_eigenvalues`, `norms/grad/<layer>`); `shape`
     is the shape of one record (() for a scalar). `attrs` go to the series' HDF5 attributes
-    (axes and grids as JSON-able values).
+    (axes and grids as JSON-able values). `display` says how it is shown; it comes from the
+    plugin's declaration (`DiagnosticPlugin.outputs`), not from the per-run instance.
     """
 
     name: str
@@ -200,6 +243,40 @@ class Output:
     unit: str = ""
     layer: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
+    display: Display = Display()
+
+    @property
+    def family(self) -> str:
+        """The name less its layer: `norms/grad/fc.weight` → `norms/grad` (one plot per family)."""
+        if self.name.endswith("/" + LAYER):
+            return self.name[: -len(LAYER) - 1]
+        suffix = "/" + self.layer
+        if self.layer and self.name.endswith(suffix):
+            return self.name[: -len(suffix)]
+        return self.name
+
+    def matches(self, declared: Output) -> bool:
+        """Whether this concrete series is the one `declared` (a name, or `family/<layer>`)."""
+        if declared.name.endswith("/" + LAYER):
+            return bool(self.layer) and self.name == f"{declared.family}/{self.layer}"
+        return self.name == declared.name
+
+
+CORE_OUTPUTS = (
+    Output(
+        "train/loss",
+        "scalar",
+        display=Display("Training loss (mini-batch)", "Loss", "loss", log_y=True, order=0),
+    ),
+    Output("train/lr", "scalar", display=Display("Learning rate η", "η", "η")),
+    Output(
+        "trajectory/params",
+        "points2d",
+        (2,),
+        display=Display("Trajectory in the plane", "Path", order=10),
+    ),
+)
+"""Series the Runner writes itself (every step) or a 2-D task records, with their display."""
 
 
 @dataclass
@@ -261,6 +338,10 @@ class Diagnostic:
 class DiagnosticPlugin:
     """Descriptor of a diagnostic; `create(params)` makes its per-run instance.
 
+    `outputs` declares every series the diagnostic can write, once: name (per-layer ones end
+    with `/<layer>`), kind, unit and `Display`. The instance's `outputs(ctx)` says which of them
+    a run writes, with shapes, layers and attrs; `declared(...)` checks the two agree and gives
+    each series its declared display. (Plain `(name, kind)` pairs are still accepted.)
     `every` is the default schedule (a record every that many steps) and `cost` its class.
     """
 
@@ -269,11 +350,53 @@ class DiagnosticPlugin:
     summary: str
     params: tuple[Param, ...]
     create: Callable[[dict[str, Any]], Diagnostic]
-    outputs: tuple[tuple[str, OutputKind], ...] = ()
-    """Series names and kinds it writes, for listings (per-layer names end with `<layer>`)."""
+    outputs: tuple[Output, ...] = ()
     cost: Cost = "cheap"
     every: int = 10
     reference: str = ""
+
+    def __post_init__(self) -> None:
+        outputs = tuple(o if isinstance(o, Output) else Output(*o) for o in self.outputs)
+        object.__setattr__(self, "outputs", outputs)
+
+    def declaration(self, output: Output) -> Output | None:
+        """The declared output that `output` (a concrete series) is, if any."""
+        return next((d for d in self.outputs if output.matches(d)), None)
+
+    def declared(self, outputs: list[Output]) -> list[Output]:
+        """The instance's `outputs`, each with its declared unit and display.
+
+        Raises ValueError, naming the series, when one is not declared, has another kind than
+        declared, or carries a display or unit of its own that differs from the declaration:
+        the declaration is the one source of truth. A plugin that declares nothing is not
+        checked (its series get plain plots).
+        """
+        if not self.outputs:
+            return outputs
+        checked = []
+        for output in outputs:
+            declared = self.declaration(output)
+            if declared is None:
+                names = ", ".join(d.name for d in self.outputs)
+                raise ValueError(
+                    f"diagnostic {self.id!r} writes {output.name!r}, which its plugin does not "
+                    f"declare in `outputs` (declared: {names})"
+                )
+            if output.kind != declared.kind:
+                raise ValueError(
+                    f"diagnostic {self.id!r}: series {output.name!r} is a {output.kind} but is "
+                    f"declared a {declared.kind}"
+                )
+            for what in ("display", "unit"):
+                own = getattr(output, what)
+                if own != getattr(Output("", "scalar"), what) and own != getattr(declared, what):
+                    raise ValueError(
+                        f"diagnostic {self.id!r}: series {output.name!r} has a {what} of its "
+                        f"own that differs from its plugin's declaration; declare it once, in "
+                        f"the plugin's `outputs`"
+                    )
+            checked.append(replace(output, unit=declared.unit, display=declared.display))
+        return checked
 
 
 Plugin = TaskPlugin | OptimizerPlugin | DiagnosticPlugin

@@ -239,7 +239,8 @@ class Runner:
         kept = []
         for dspec, diag in run.diagnostics:
             try:
-                outputs.extend(diag.outputs(ctx))
+                plugin = registry.plugins("diagnostics")[dspec.id]
+                outputs.extend(plugin.declared(diag.outputs(ctx)))
                 kept.append((dspec, diag))
             except Exception as exc:  # reported when the sink is attached
                 self._pending_errors.append((run.name, f"{dspec.id}: {type(exc).__name__}: {exc}"))
@@ -553,8 +554,9 @@ class Runner:
                 groups[i]["lr"] = value * factor
             else:  # containers keep their type: torch's own optimizers hold betas as tuples
                 groups[i][key] = tuple(value) if isinstance(groups[i][key], tuple) else value
+        new = run.base_lrs[first] if first_key == "lr" else groups[first][first_key]
         detail = live_hyper.describe(
-            command.name, old, value, sorted({i for i, _ in targets}), len(groups)
+            command.name, old, new, sorted({i for i, _ in targets}), len(groups)
         )
         self.sink.event(run.name, self.step, "hyper", detail)
 

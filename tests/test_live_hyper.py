@@ -94,7 +94,7 @@ def test_muon_lr_and_weight_decay_leave_the_adamw_groups_alone() -> None:
         (2, "lr: 0.02 -> 0.01 (group 0 of 2)"),
         (3, "weight_decay: 0.0 -> 0.1 (group 0 of 2)"),
         (4, "adamw_weight_decay: 0.01 -> 0.2 (group 1 of 2)"),
-        (5, "adamw_betas: (0.9, 0.999) -> [0.8, 0.9] (group 1 of 2)"),
+        (5, "adamw_betas: (0.9, 0.999) -> (0.8, 0.9) (group 1 of 2)"),
     ]
 
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from descentlab.app.plots.colors import DARK, LIGHT, run_colors
 from descentlab.app.plots.factory import make_view
-from descentlab.app.plots.layout import SHARPNESS, TOTAL_LAYER, TWO_OVER_LR, PlotGroup, plot_groups
+from descentlab.app.plots.layout import TOTAL_LAYER, PlotGroup, plot_groups
 from descentlab.app.plots.line_plot import ALL_LAYERS, FAINT, LinePlot, step_line
 from descentlab.app.plots.path_plot import GRID, PathPlot, log_surface
 from descentlab.app.plots.smoothing import EmaSmoother, ema
@@ -28,6 +28,9 @@ from descentlab.engine.plugin import Output
 from descentlab.engine.runner import Runner
 from descentlab.engine.spec import parse_toml
 from descentlab.plugins.tasks.function2d import surface
+
+SHARPNESS = "hessian/top_eigenvalues"
+TWO_OVER_LR = "hessian/two_over_lr"
 
 # A real experiment whose outputs are those of the built-in diagnostics: two runs, one Adam-type
 # with a non-default β₁ so that the preconditioned threshold is checked against it.
@@ -166,7 +169,7 @@ def test_layout_groups_the_outputs_of_a_real_run(trained: SessionModel) -> None:
     assert TWO_OVER_LR not in keys and "norms/grad_total" not in keys
     assert "eval/train_loss" not in keys
 
-    assert by_key[SHARPNESS].reference == TWO_OVER_LR
+    assert by_key[SHARPNESS].references == (TWO_OVER_LR,)
     assert by_key["eval/loss"].series == ("eval/loss", "eval/train_loss")
     assert by_key["eval/accuracy"].series == ("eval/accuracy", "eval/train_accuracy")
     layers = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
@@ -334,9 +337,7 @@ def test_a_manual_zoom_survives_new_data_until_auto_range_resumes(qtbot) -> None
     assert not view.auto_range.isEnabled()
 
 
-def test_sharpness_plot_draws_two_over_lr_and_the_adam_threshold(
-    qtbot, trained: SessionModel
-) -> None:
+def test_sharpness_plot_draws_two_over_lr_as_recorded(qtbot, trained: SessionModel) -> None:
     view = shown(qtbot, make_view(group(trained, SHARPNESS), trained))
     steps, top = trained.runs["adam"].series[SHARPNESS].view()
     assert len(steps) == 4 and top.shape == (4, 2)
@@ -345,17 +346,14 @@ def test_sharpness_plot_draws_two_over_lr_and_the_adam_threshold(
         np.testing.assert_array_equal(data(line)[1], top[:, j])
     assert lines[0].opts["pen"].style() != lines[1].opts["pen"].style()
 
-    eta, threshold = view.reference_items("sgd")
-    assert threshold is None
+    (eta,) = view.reference_items("sgd").values()
     np.testing.assert_allclose(data(eta)[1], np.full(7, 2 / 0.1))
     np.testing.assert_array_equal(data(eta)[0], [0, 5, 5, 10, 10, 15, 15])
-    eta, threshold = view.reference_items("adam")
-    np.testing.assert_allclose(data(eta)[1], np.full(7, 2 / 0.01))
-    # (2 + 2β₁)/((1 − β₁)η) with β₁ = 0.8, η = 0.01 from the run's config.
-    np.testing.assert_allclose(data(threshold)[1], np.full(7, 3.6 / (0.2 * 0.01)))
+    # λmax(H) gets 2/η only: the Adam threshold bounds λmax(P⁻¹H), drawn on its own plot.
+    assert list(view.reference_items("adam")) == [TWO_OVER_LR]
+    np.testing.assert_allclose(data(view.reference_items("adam")[TWO_OVER_LR])[1], 2 / 0.01)
     labels = [label.text for _, label in view.plot.legend.items]
-    assert any("threshold for λmax(P⁻¹H)" in text for text in labels)
-    assert any(text == "sgd: 2/η" for text in labels)
+    assert "sgd: 2/η" in labels and not any("β₁" in text for text in labels)
 
 
 def test_step_line_holds_each_value_until_the_next_record() -> None:

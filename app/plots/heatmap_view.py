@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
 from descentlab.app.plots.colors import apply_theme
 from descentlab.app.plots.export import ExportButton, series_rows, write_csv
+from descentlab.app.plots.legend import legend_below
 from descentlab.app.plots.view_base import PlotViewBase, sync_choices, toolbar
 from descentlab.app.session_model import SeriesBuffer
 
@@ -50,7 +51,7 @@ class HeatmapView(PlotViewBase):
         self.latest_plot.setTitle(self.latest_title)
         self._label_axes()
         self.latest_plot.showGrid(x=True, y=True, alpha=0.15)
-        self.latest_plot.addLegend(offset=(-10, 10))
+        legend_below(self.latest_plot, max_columns=2)
         self.graphics.ci.layout.setColumnStretchFactor(0, 3)
         self.graphics.ci.layout.setColumnStretchFactor(1, 2)
 

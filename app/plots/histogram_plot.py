@@ -21,22 +21,31 @@ from descentlab.app.session_model import SeriesBuffer
 __all__ = ["HistogramPlot", "bin_edges"]
 
 
-def bin_edges(attrs: dict, bins: int) -> tuple[np.ndarray, str]:
+def bin_edges(attrs: dict, bins: int, value: str = "value") -> tuple[np.ndarray, str]:
     """The y coordinates of the `bins + 1` bin edges, and the y axis label.
 
-    log₁₀ of the stored edges when attrs say `log10`, the edges themselves otherwise, and the bin
-    index 0 … bins when the attrs hold no usable edges.
+    log₁₀ of the stored edges when attrs say `log10`, the edges themselves otherwise; edges
+    halfway between the points of a `grid` [low, high, points] of bin centres (a density); and
+    the bin index 0 … bins when the attrs hold neither. `value` names what is binned.
     """
+    index = np.arange(bins + 1, dtype=np.float64), "bin"
+    grid = attrs.get("grid")
+    if "edges" not in attrs and isinstance(grid, (list, tuple)) and len(grid) == 3:
+        low, high, points = float(grid[0]), float(grid[1]), int(grid[2])
+        if points != bins or points < 2:
+            return index
+        half = (high - low) / (points - 1) / 2
+        return np.linspace(low - half, high + half, points + 1), value
     edges = np.asarray(attrs.get("edges", []), dtype=np.float64)
     if edges.shape != (bins + 1,):
-        return np.arange(bins + 1, dtype=np.float64), "bin"
+        return index
     if attrs.get("log10"):
         with np.errstate(divide="ignore", invalid="ignore"):
             logs = np.log10(edges)
         if np.all(np.isfinite(logs)):
-            return logs, "log₁₀ value"
-        return np.arange(bins + 1, dtype=np.float64), "bin"
-    return edges, "value"
+            return logs, f"log₁₀ {value}"
+        return index
+    return edges, value
 
 
 class HistogramPlot(HeatmapView):
@@ -71,7 +80,8 @@ class HistogramPlot(HeatmapView):
         output = run_model.outputs.get(self.series)
         buffer = run_model.series[self.series]
         bins = buffer.shape[0] if buffer.shape else 0
-        return bin_edges(output.attrs if output is not None else {}, bins)
+        attrs = output.attrs if output is not None else {}
+        return bin_edges(attrs, bins, self.group.symbol or self.group.value_label or "value")
 
     def _draw_heatmap(self, run: str, buffer: SeriesBuffer) -> None:
         steps, values = buffer.view(self._step_limit)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QGuiApplication, QOpenGLContext
+from PySide6.QtGui import QGuiApplication, QOpenGLContext, QPainter
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel
 
 from descentlab.app.plots.colors import apply_theme
@@ -27,8 +27,20 @@ from descentlab.app.plots.view_base import PlotViewBase, sync_choices, toolbar
 
 COLOR_MAP = "viridis"
 CONTOURS = 12
-PATH = "landscape/path"
-CENTER_STEP = "landscape/center_step"
+COLOR_BAR_WIDTH = 72
+"""Pixels for the colour bar with its tick labels and label."""
+TITLE_SIZE = "9pt"
+"""The title sets the plot's minimum width: beside a colour bar, at the default size, it pushes
+the bar out of a grid slot of the window."""
+
+
+class SmoothImage(pg.ImageItem):
+    """An image drawn with bilinear filtering between its samples, as smooth as the contours
+    drawn on it (marching squares interpolates linearly too), not as blocks."""
+
+    def paint(self, painter: QPainter, *args: Any) -> None:
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        super().paint(painter, *args)
 
 
 def opengl_available() -> bool:
@@ -54,6 +66,10 @@ class LandscapePlot(PlotViewBase):
 
     def _build(self) -> tuple[QHBoxLayout, QHBoxLayout]:
         self.series = self.group.series[0]
+        self._path = ""
+        """The group's points2d part, the trajectory projected on the plane (found per run)."""
+        self._centre = ""
+        """The group's scalar part, the step whose θ is the plane's centre."""
         self._drawn: tuple[Any, ...] = ()
         self.shown_step: int | None = None
         """Step of the plane record on screen (None: none yet)."""
@@ -64,12 +80,15 @@ class LandscapePlot(PlotViewBase):
 
         self.plot_widget = pg.PlotWidget()
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
-        self.plot.setTitle(self.group.title)
-        self.image = pg.ImageItem()
+        self.plot.setTitle(self.group.title, size=TITLE_SIZE)
+        self.image = SmoothImage()
         self.image.setZValue(-20)
         self.plot.addItem(self.image)
-        self.color_bar = pg.ColorBarItem(colorMap=COLOR_MAP, label="loss", interactive=False)
+        self.color_bar = pg.ColorBarItem(
+            colorMap=COLOR_MAP, label=self.group.value_label or "loss", interactive=False
+        )
         self.color_bar.setImageItem(self.image, insert_in=self.plot)
+        self.color_bar.setMinimumWidth(COLOR_BAR_WIDTH)  # a narrow slot squeezes it out otherwise
         self._contours: list[pg.IsocurveItem] = []
         self.path_line = pg.PlotDataItem()
         self.current = pg.PlotDataItem(symbol="o", symbolSize=11)
@@ -149,7 +168,15 @@ class LandscapePlot(PlotViewBase):
         steps, values = buffer.view(self._step_limit)
         return (int(steps[-1]), values[-1]) if len(steps) else None
 
+    def _parts(self, run: str) -> None:
+        """Which of the group's other series is the path and which the centre step, by kind."""
+        outputs = self.model.runs[run].outputs
+        kinds = {name: outputs[name].kind for name in self.group.series[1:] if name in outputs}
+        self._path = next((n for n, kind in kinds.items() if kind == "points2d"), "")
+        self._centre = next((n for n, kind in kinds.items() if kind == "scalar"), "")
+
     def _draw(self, run: str) -> None:
+        self._parts(run)
         plane = self._latest(run, self.series)
         if plane is None:
             self._clear_items()
@@ -162,13 +189,19 @@ class LandscapePlot(PlotViewBase):
         self.ys = axis_values(attrs.get("y"), grid.shape[0])
         self.plot.setLabel("bottom", attrs.get("x_label", "a"))
         self.plot.setLabel("left", attrs.get("y_label", "b"))
-        centre = self._latest(run, CENTER_STEP)
+        centre = self._latest(run, self._centre) if self._centre else None
         at = f"centre θ at step {int(centre[1])}, " if centre is not None else ""
-        self.plot.setTitle(f"{self.group.title} ({at}computed by step {step})")
+        # on a second, smaller line: one long line would set the plot's minimum width
+        # beyond a grid slot and push the colour bar out of sight
+        self.plot.setTitle(
+            f"{self.group.title}<br><small>{at}computed by step {step}</small>", size=TITLE_SIZE
+        )
 
         logs = self.log_box.isChecked()
         shown = log_surface(grid) if logs else grid
-        self.color_bar.axis.setLabel("log₁₀(L − min L + δ)" if logs else "loss")
+        value = self.group.value_label or "loss"
+        # the label of a vertical colour bar sits on its left axis, the values on its right one
+        self.color_bar.getAxis("left").setLabel(f"log₁₀({value} − min + δ)" if logs else value)
         finite = shown[np.isfinite(shown)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         high = high if high > low else low + 1.0
@@ -184,7 +217,7 @@ class LandscapePlot(PlotViewBase):
         self._draw_contours(shown, low, high, contour)
         self.centre.setData(pos=np.zeros((1, 2)))
 
-        path = self._latest(run, PATH)
+        path = self._latest(run, self._path) if self._path else None
         if path is None:
             self.path_line.setData([], [])
             self.current.setData([], [])
@@ -276,9 +309,9 @@ class LandscapePlot(PlotViewBase):
                 for j, a in enumerate(self.xs):
                     label = f"{self.series}[a={a:.6g},b={b:.6g}]"
                     rows.append((run, label, self.shown_step, float(self.grid[i, j])))
-            shown_path = self._latest(run, PATH)
+            shown_path = self._latest(run, self._path) if self._path else None
             if shown_path is not None:
                 step, values = shown_path
                 points = values[np.isfinite(values).all(axis=1)]
-                rows.extend(series_rows(run, PATH, np.full(len(points), step), points))
+                rows.extend(series_rows(run, self._path, np.full(len(points), step), points))
         write_csv(path, rows)

@@ -7,18 +7,19 @@ line is the debiased EMA and the raw records stay behind it, faint, so spikes re
 Redraws are driven from outside (the window's ~30 Hz timer calls `refresh()`): a series is
 handed to pyqtgraph again only when its buffer's version moved, as array views, and pyqtgraph's
 peak downsampling and clip-to-view keep what is actually drawn to about two points per pixel.
-On the sharpness plot the 2/η line of each run is drawn as a step line over the Hessian's record
-steps, with the preconditioned threshold (2 + 2β₁)/((1 − β₁)η) for Adam-type runs. That threshold
-bounds λmax(P⁻¹H), not the λmax(H) plotted here, and is labelled as such (Cohen et al., "Adaptive
-gradient methods at the edge of stability", 2022).
+A group's reference series (2/η on the sharpness plot, the Adam threshold the sharpness
+diagnostic recorded on the preconditioned one) are drawn per run as step lines over their record
+steps, exactly as recorded: the view computes no reference of its own.
+
+The legend sits under the plot (it hides no data) and can be hidden; a log axis labels decades,
+and when it hides values ≤ 0 the plot says how many. A group declared on a log scale starts on a
+linear one when its data hold such values (a loss that goes negative).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -33,7 +34,9 @@ from PySide6.QtWidgets import (
 
 from descentlab.app.plots.colors import apply_theme
 from descentlab.app.plots.export import ExportButton, series_rows, write_csv
-from descentlab.app.plots.layout import SHARPNESS, TOTAL_LAYER
+from descentlab.app.plots.layout import TOTAL_LAYER
+from descentlab.app.plots.legend import legend_below, set_legend_visible
+from descentlab.app.plots.log_axis import LogAxis, hidden_by_log
 from descentlab.app.plots.smoothing import EmaSmoother
 from descentlab.app.plots.view_base import PlotViewBase, toolbar
 from descentlab.app.plots.zoom import AutoRangeButton
@@ -66,27 +69,13 @@ STYLES = (
     (Qt.PenStyle.DashDotLine, "dash-dot"),
     (Qt.PenStyle.DashDotDotLine, "dash-dot-dot"),
 )
+STYLE_NAMES = {style: name.capitalize() for style, name in STYLES}
 
-REFERENCE_HELP = (
-    "Dashed: 2/η, the largest λmax(H) at which gradient descent with rate η is stable.\n"
-    "Dotted (Adam-type runs): (2 + 2β₁)/((1 − β₁)η), the same threshold for the\n"
-    "preconditioned sharpness λmax(P⁻¹H); it does not bound the λmax(H) drawn here."
-)
+REFERENCE_STYLES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
+"""Pens of a group's reference lines, in the order the group lists them."""
 
-LEGEND_ROWS = 8
-"""Entries per legend column: long legends (all layers of several runs) spread sideways."""
-
-ADAM_TYPES = frozenset({"adam", "adamw", "nadam", "radam", "adamax", "sparse-adam"})
-"""Optimizers preconditioned by a running second moment, with momentum β₁ on the gradient."""
-
-
-def adam_beta1(config: dict[str, Any]) -> float | None:
-    """β₁ of an Adam-type run (torch's default 0.9 when unset); None for other optimizers."""
-    optimizer = config.get("optimizer") or {}
-    if optimizer.get("id") not in ADAM_TYPES:
-        return None
-    betas = optimizer.get("betas") or (0.9, 0.999)
-    return float(betas[0])
+LEGEND_COLUMNS = 4
+"""At most this many legend entries per row under the plot (fewer when the plot is narrow)."""
 
 
 def step_line(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,14 +106,13 @@ class _Curve:
 
 @dataclass
 class _Reference:
-    """A run's 2/η staircase and, for Adam-type runs, the preconditioned threshold's."""
+    """A run's reference series (2/η, a stability threshold) drawn as a staircase."""
 
     run: str
+    series: str
     buffer: SeriesBuffer
-    eta: pg.PlotDataItem
-    threshold: pg.PlotDataItem | None
-    factor: float
-    """(1 + β₁)/(1 − β₁), so that threshold = factor · 2/η; NaN without a threshold."""
+    item: pg.PlotDataItem
+    style: Qt.PenStyle
     drawn: int = -1
 
 
@@ -134,18 +122,29 @@ class LinePlot(PlotViewBase):
     def _build(self) -> tuple[QHBoxLayout, pg.PlotWidget]:
         group = self.group
         self._curves: dict[tuple[str, str], _Curve] = {}
-        self._references: dict[str, _Reference] = {}
+        self._references: dict[tuple[str, str], _Reference] = {}
         self._runs: tuple[str, ...] = ()
         self._beta = 0.0
+        self._hidden: dict[tuple[str, str], int] = {}
+        """Per drawn (run, series): how many of its records are ≤ 0 (a log axis hides them)."""
+        self._log_chosen = False
+        """Whether the user set the y scale (then the view no longer switches it itself)."""
 
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(
+            axisItems={"left": LogAxis("left"), "bottom": LogAxis("bottom")}
+        )
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setTitle(group.title)
         self.plot.setLabel("bottom", "step")
+        if group.value_label:
+            self.plot.setLabel("left", group.value_label)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
-        self.plot.addLegend(offset=(-10, 10))
+        self.legend = legend_below(self.plot, LEGEND_COLUMNS)
         self.plot.setLogMode(False, group.log_y)
+        self.hidden_note = pg.TextItem(anchor=(0, 0))
+        self.hidden_note.setParentItem(self.plot.vb)  # in pixels, at the view's top left
+        self.hidden_note.setPos(4, 2)
 
         self.layer_box = QComboBox()
         self.layer_box.setToolTip("Which layer to show (or all of them together)")
@@ -176,6 +175,13 @@ class LinePlot(PlotViewBase):
         self.log_y.setChecked(group.log_y)
         self.log_x.toggled.connect(self._log_toggled)
         self.log_y.toggled.connect(self._log_toggled)
+        # in the plot's context menu: the toolbar has no room to spare in a 2×2 grid
+        self.legend_action = self.plot.vb.menu.addAction("Show legend")
+        self.legend_action.setCheckable(True)
+        self.legend_action.setChecked(True)
+        self.legend_action.toggled.connect(lambda on: set_legend_visible(self.plot, on))
+        self._component_key: list[pg.PlotDataItem] = []
+        """Legend entries saying which line style is which component of a vector series."""
 
         self.auto_range = AutoRangeButton(self.plot)
         self.export_button = ExportButton(self)
@@ -191,8 +197,13 @@ class LinePlot(PlotViewBase):
         bar.addStretch(1)
         bar.addWidget(self.auto_range)
         bar.addWidget(self.export_button)
-        if group.reference:
-            self.plot_widget.setToolTip(REFERENCE_HELP)
+        if group.references:
+            self.plot_widget.setToolTip(
+                "\n".join(
+                    f"{STYLE_NAMES[style]} step line: {label}, as the diagnostic recorded it"
+                    for style, label in zip(REFERENCE_STYLES, group.reference_labels, strict=False)
+                )
+            )
         self._smoothing_moved(0)
         return bar, self.plot_widget
 
@@ -219,10 +230,13 @@ class LinePlot(PlotViewBase):
         """The faint raw lines behind smoothed ones (hidden while smoothing is off)."""
         return self._curves[run, series].faint
 
-    def reference_items(self, run: str) -> tuple[pg.PlotDataItem, pg.PlotDataItem | None]:
-        """The run's 2/η line and its preconditioned threshold line (None if not Adam-type)."""
-        ref = self._references[run]
-        return ref.eta, ref.threshold
+    def reference_items(self, run: str) -> dict[str, pg.PlotDataItem]:
+        """The run's reference lines by series name (those the run recorded)."""
+        return {series: ref.item for (name, series), ref in self._references.items() if name == run}
+
+    def hidden_count(self) -> int:
+        """How many drawn records a log y axis cannot show (≤ 0); 0 on a linear axis."""
+        return sum(self._hidden.values()) if self.log_y.isChecked() else 0
 
     def set_smoothing(self, beta: float) -> None:
         self.smoothing.setValue(round(beta * SMOOTHING_STEPS))
@@ -244,15 +258,34 @@ class LinePlot(PlotViewBase):
             return
         if tuple(self.model.runs) != self._runs:
             self._add_new_runs()
+        changed = False
         for curve in self._curves.values():
             if curve.buffer.version != curve.drawn:
                 self._draw(curve)
+                changed = True
         for ref in self._references.values():
             if ref.buffer.version != ref.drawn:
                 self._draw_reference(ref)
+                changed = True
+        if changed:
+            self._check_log_scale()
+
+    def _check_log_scale(self) -> None:
+        """Leave a log y the user did not choose when values ≤ 0 appear; say what log y hides."""
+        if self.log_y.isChecked() and not self._log_chosen and any(self._hidden.values()):
+            self.log_y.blockSignals(True)  # the view's own choice, not the user's
+            self.log_y.setChecked(False)
+            self.log_y.blockSignals(False)
+            self.plot.setLogMode(self.log_x.isChecked(), False)
+        hidden = self.hidden_count()
+        self.hidden_note.setText(
+            f"log y hides {hidden:,} value{'s' if hidden != 1 else ''} ≤ 0" if hidden else ""
+        )
+        self.hidden_note.setColor(self.colors.theme.foreground)
 
     def _draw(self, curve: _Curve) -> None:
         steps, values = curve.buffer.view(self._step_limit)
+        self._hidden[curve.run, curve.series] = hidden_by_log(values)
         smoothed = curve.smoother.update(values) if curve.smoother is not None else None
         for j, (line, faint) in enumerate(zip(curve.lines, curve.faint, strict=True)):
             raw = values if values.ndim == 1 else values[:, j]
@@ -264,10 +297,9 @@ class LinePlot(PlotViewBase):
         curve.drawn = curve.buffer.version
 
     def _draw_reference(self, ref: _Reference) -> None:
-        steps, two_over_lr = ref.buffer.view(self._step_limit)
-        ref.eta.setData(*step_line(steps, two_over_lr))
-        if ref.threshold is not None:
-            ref.threshold.setData(*step_line(steps, ref.factor * two_over_lr))
+        steps, values = ref.buffer.view(self._step_limit)
+        self._hidden[ref.run, ref.series] = hidden_by_log(values)
+        ref.item.setData(*step_line(steps, values))
         ref.drawn = ref.buffer.version
 
     def _invalidate(self) -> None:
@@ -281,11 +313,13 @@ class LinePlot(PlotViewBase):
             for item in (*curve.lines, *curve.faint):
                 self.plot.removeItem(item)
         for ref in self._references.values():
-            for item in (ref.eta, ref.threshold):
-                if item is not None:
-                    self.plot.removeItem(item)
+            self.plot.removeItem(ref.item)
+        for item in self._component_key:
+            self.legend.removeItem(item)
+        self._component_key.clear()
         self._curves.clear()
         self._references.clear()
+        self._hidden.clear()
         self._runs = ()
 
     def _rebuild(self) -> None:
@@ -301,12 +335,13 @@ class LinePlot(PlotViewBase):
             for index, name in enumerate(series):
                 if name in run.series:
                     self._add_curve(run_name, name, run.series[name], index, len(series) > 1)
-            reference = run.series.get(self.group.reference) if self.group.reference else None
-            if reference is not None:
-                self._add_reference(run_name, reference, adam_beta1(run.config))
+            for index, (name, label) in enumerate(
+                zip(self.group.references, self.group.reference_labels, strict=True)
+            ):
+                if name in run.series:
+                    style = REFERENCE_STYLES[index % len(REFERENCE_STYLES)]
+                    self._add_reference(run_name, name, label, run.series[name], style)
         self._runs = tuple(self.model.runs)
-        legend = self.plot.legend
-        legend.setColumnCount(max(1, math.ceil(len(legend.items) / LEGEND_ROWS)))
 
     def _add_curve(
         self, run: str, series: str, buffer: SeriesBuffer, style: int, several: bool
@@ -334,16 +369,13 @@ class LinePlot(PlotViewBase):
         if components > 1:
             self._label_components(components)
 
-    def _add_reference(self, run: str, buffer: SeriesBuffer, beta1: float | None) -> None:
-        eta = pg.PlotDataItem(name=f"{run}: 2/η")
-        self.plot.addItem(eta)
-        threshold = None
-        if beta1 is not None:
-            threshold = pg.PlotDataItem(name=f"{run}: threshold for λmax(P⁻¹H), β₁={beta1:g}")
-            self.plot.addItem(threshold)
-        factor = (1 + beta1) / (1 - beta1) if beta1 is not None else float("nan")
-        ref = _Reference(run, buffer, eta, threshold, factor)
-        self._references[run] = ref
+    def _add_reference(
+        self, run: str, series: str, label: str, buffer: SeriesBuffer, style: Qt.PenStyle
+    ) -> None:
+        item = pg.PlotDataItem(name=f"{run}: {label}")
+        self.plot.addItem(item)
+        ref = _Reference(run, series, buffer, item, style)
+        self._references[run, series] = ref
         self._style_reference(ref)
 
     def _layer_of(self, series: str) -> str:
@@ -352,10 +384,20 @@ class LinePlot(PlotViewBase):
         return ""
 
     def _label_components(self, k: int) -> None:
-        """Say on the axis which line style is which component (the legend lists runs only)."""
-        symbol = "λ" if self.group.key == SHARPNESS else "#"
-        shown = ", ".join(f"{symbol}{j + 1} {STYLES[j % len(STYLES)][1]}" for j in range(k))
-        self.plot.setLabel("left", shown)
+        """Say in the legend which line style is which component (λ1 solid, λ2 dashed …)."""
+        if len(self._component_key) >= k:
+            return
+        symbol = self.group.symbol or "#"
+        for j in range(len(self._component_key), k):
+            item = pg.PlotDataItem()  # a legend sample only, never drawn on the plot
+            self.legend.addItem(item, f"{symbol}{j + 1}")
+            self._component_key.append(item)
+        self._style_component_key()
+
+    def _style_component_key(self) -> None:
+        for j, item in enumerate(self._component_key):
+            style = STYLES[j % len(STYLES)][0]
+            item.setPen(pg.mkPen(self.colors.theme.foreground, width=LINE_WIDTH, style=style))
 
     # -- style -----------------------------------------------------------------------------
 
@@ -366,10 +408,7 @@ class LinePlot(PlotViewBase):
             faint.setPen(pg.mkPen(self.colors.faded(curve.run, FAINT), width=1, style=style))
 
     def _style_reference(self, ref: _Reference) -> None:
-        color = self.colors.color(ref.run, 0.8)
-        ref.eta.setPen(pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine))
-        if ref.threshold is not None:
-            ref.threshold.setPen(pg.mkPen(color, width=1.5, style=Qt.PenStyle.DotLine))
+        ref.item.setPen(pg.mkPen(self.colors.color(ref.run, 0.8), width=1.5, style=ref.style))
 
     def _restyle(self) -> None:
         theme = self.colors.theme
@@ -379,6 +418,7 @@ class LinePlot(PlotViewBase):
             self._style_curve(curve)
         for ref in self._references.values():
             self._style_reference(ref)
+        self._style_component_key()
 
     # -- controls --------------------------------------------------------------------------
 
@@ -393,7 +433,10 @@ class LinePlot(PlotViewBase):
         self.refresh()
 
     def _log_toggled(self) -> None:
+        """The user chose the scales: from now on the view leaves log y as the user set it."""
+        self._log_chosen = True
         self.plot.setLogMode(self.log_x.isChecked(), self.log_y.isChecked())
+        self._check_log_scale()
 
     # -- export ----------------------------------------------------------------------------
 
@@ -406,7 +449,5 @@ class LinePlot(PlotViewBase):
         for curve in self._curves.values():
             rows.append(series_rows(curve.run, curve.series, *curve.buffer.view(self._step_limit)))
         for ref in self._references.values():
-            rows.append(
-                series_rows(ref.run, self.group.reference, *ref.buffer.view(self._step_limit))
-            )
+            rows.append(series_rows(ref.run, ref.series, *ref.buffer.view(self._step_limit)))
         write_csv(path, (row for part in rows for row in part))

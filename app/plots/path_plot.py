@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QHBoxLayout
 
 from descentlab.app.plots.colors import LIGHT, Theme, apply_theme
 from descentlab.app.plots.export import ExportButton, series_rows, write_csv
+from descentlab.app.plots.legend import legend_below
 from descentlab.app.plots.view_base import PlotViewBase, toolbar
 from descentlab.app.plots.zoom import AutoRangeButton
 from descentlab.app.session_model import SeriesBuffer, SessionModel
@@ -168,7 +169,7 @@ class PathPlot(PlotViewBase):
         self.plot.setLabel("bottom", "x")
         self.plot.setLabel("left", "y")
         self.plot.setAspectLocked(True)
-        self.plot.addLegend(offset=(-10, 10))
+        legend_below(self.plot)
         self.surface = FunctionSurface(self.plot)
         self.landscape = self.surface.image
 

@@ -1,8 +1,9 @@
 """Spectrum view: singular values of one layer as a heatmap over steps beside the latest spectrum.
 
-The heatmap (x = step, y = singular value index σ₁ … σ_k, colour = log₁₀ σ) shows how a
-spectrum evolves in one run, e.g. outliers growing out of a random bulk; the line plot beside it
-overlays every run's latest spectrum on a log axis so that optimizers can be compared at once
+The heatmap (x = step, y = index i of the values, colour = the value, log₁₀ of it for spectra
+declared on a log scale) shows how a spectrum evolves in one run, e.g. outliers growing out of
+a random bulk; the line plot beside it overlays every run's latest spectrum so that optimizers
+can be compared at once
 (an orthogonalising optimizer's flatter spectrum is visible as a flatter line). Records are
 spaced evenly by their schedule, so each record is one image column of equal width.
 """
@@ -31,23 +32,26 @@ def log_spectrum(values: np.ndarray) -> np.ndarray:
 class SpectrumPlot(HeatmapView):
     """Heatmap of the selected run and latest spectra of all runs, for one selected layer."""
 
-    color_label = "log₁₀ σ"
     latest_title = "Latest spectrum"
     layer_tooltip = "Which weight matrix"
     run_tooltip = "Whose spectrum the heatmap shows"
 
     def _label_axes(self) -> None:
-        self.heatmap_plot.setLabel("left", "index i of σᵢ")
-        self.latest_plot.setLabel("bottom", "index i")
-        self.latest_plot.setLabel("left", "σᵢ")
+        """Name what each axis shows after the quantity's own symbol (σ, λ …) and unit."""
+        symbol = self.group.symbol or "value"
+        value = self.group.value_label or symbol
+        self.heatmap_plot.setLabel("left", f"index i of {symbol}ᵢ")
+        self.latest_plot.setLabel("bottom", f"index i of {symbol}ᵢ")
+        self.latest_plot.setLabel("left", value)
         self.latest_plot.setLogMode(False, self.group.log_y)
+        self.color_bar.axis.setLabel(f"log₁₀ {value}" if self.group.log_y else value)
 
     def _add_layer_selector(self, bar: QHBoxLayout) -> None:
         self.layer_box.setVisible(bool(self.group.layers))
         super()._add_layer_selector(bar)
 
     def latest_item(self, run: str) -> pg.PlotDataItem:
-        """The line of the run's latest spectrum (σᵢ against i)."""
+        """The line of the run's latest spectrum (its values against their index i)."""
         return super().latest_item(run)
 
     def _draw_heatmap(self, run: str, buffer: SeriesBuffer) -> None:

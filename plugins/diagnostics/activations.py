@@ -38,6 +38,7 @@ from descentlab.engine import spectral
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -191,11 +192,33 @@ PLUGIN = DiagnosticPlugin(
     params=(),
     create=ActivationsDiagnostic,
     outputs=(
-        ("activations/covariance_spectrum/<layer>", "vector"),
-        ("activations/entropy/<layer>", "per_layer"),
-        ("activations/mp_outliers/<layer>", "per_layer"),
-        (PENULTIMATE_RANK, "scalar"),
-        (PENULTIMATE_NUCLEAR, "scalar"),
+        Output(
+            "activations/covariance_spectrum/<layer>",
+            "vector",
+            display=Display(
+                "Activation covariance spectrum", "Act. spectrum", "λ", symbol="λ", log_y=True
+            ),
+        ),
+        Output(
+            "activations/entropy/<layer>",
+            "per_layer",
+            display=Display("Activation effective rank", "Act. rank", "exp H"),
+        ),
+        Output(
+            "activations/mp_outliers/<layer>",
+            "per_layer",
+            display=Display("Activation eigenvalues above the MP edge", "Act. outliers", "count"),
+        ),
+        Output(
+            PENULTIMATE_RANK,
+            "scalar",
+            display=Display("Penultimate features: effective rank", "Feature rank", "exp H"),
+        ),
+        Output(
+            PENULTIMATE_NUCLEAR,
+            "scalar",
+            display=Display("Penultimate features: nuclear norm", "Feature ‖·‖*", "‖F‖*"),
+        ),
     ),
     cost="cheap",
     every=50,

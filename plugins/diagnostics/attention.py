@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -136,8 +137,25 @@ PLUGIN = DiagnosticPlugin(
     params=(),
     create=AttentionDiagnostic,
     outputs=(
-        ("attention/entropy/<layer>", "vector"),
-        ("attention/logit_norm/<layer>", "vector"),
+        Output(
+            "attention/entropy/<layer>",
+            "vector",
+            unit="nats",
+            display=Display(
+                "Attention entropy per head", "Attn entropy", "entropy", "head ", view="lines"
+            ),
+        ),
+        Output(
+            "attention/logit_norm/<layer>",
+            "vector",
+            display=Display(
+                "Attention logit spectral norm per head",
+                "Attn logits",
+                "‖QKᵀ‖₂",
+                "head ",
+                view="lines",
+            ),
+        ),
     ),
     cost="cheap",
     every=50,

@@ -17,6 +17,7 @@ from descentlab.engine.plugin import (
     Batch,
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -110,10 +111,28 @@ PLUGIN = DiagnosticPlugin(
     params=PARAMS,
     create=EvalDiagnostic,
     outputs=(
-        (LOSS, "scalar"),
-        (ACCURACY, "scalar"),
-        (TRAIN_LOSS, "scalar"),
-        (TRAIN_ACCURACY, "scalar"),
+        Output(
+            LOSS,
+            "scalar",
+            display=Display(
+                "Loss on all data: held-out and train", "Eval loss", "loss", log_y=True, order=40
+            ),
+        ),
+        Output(
+            ACCURACY,
+            "scalar",
+            unit="fraction",
+            display=Display(
+                "Accuracy on all data: held-out and train", "Accuracy", "accuracy", order=41
+            ),
+        ),
+        Output(TRAIN_LOSS, "scalar", display=Display(label="loss", group=LOSS, order=40)),
+        Output(
+            TRAIN_ACCURACY,
+            "scalar",
+            unit="fraction",
+            display=Display(label="accuracy", group=ACCURACY, order=41),
+        ),
     ),
     cost="cheap",
     every=50,

@@ -14,13 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from descentlab.engine.curvature.operators import EmpiricalFisherOperator, per_example_gradients
-from descentlab.engine.plugin import DiagnosticPlugin, Task
-from descentlab.plugins.diagnostics.hessian import (
-    BlockOperator,
-    CurvatureDiagnostic,
-    curvature_params,
-    listed_outputs,
-)
+from descentlab.engine.plugin import Task
+from descentlab.plugins.diagnostics.hessian import BlockOperator, curvature_plugin
 
 
 def fisher_curvature(
@@ -44,20 +39,7 @@ def fisher_curvature(
     return losses.mean(), block
 
 
-class FisherDiagnostic(CurvatureDiagnostic):
-    """One run's empirical-Fisher probe; warm-started like the Hessian's."""
-
-    prefix = "fisher"
-    matrix = "Fisher"
-
-    @staticmethod
-    def curvature(
-        model: nn.Module, task: Task, named: dict[str, nn.Parameter]
-    ) -> tuple[Tensor, BlockOperator]:
-        return fisher_curvature(model, task, named)
-
-
-PLUGIN = DiagnosticPlugin(
+PLUGIN = curvature_plugin(
     id="fisher",
     title="Empirical Fisher spectrum",
     summary=(
@@ -66,11 +48,10 @@ PLUGIN = DiagnosticPlugin(
         "Frobenius norm, and optionally the SLQ density, the exact spectrum of small models "
         "and per-layer blocks. Positive semi-definite of rank at most the probe size."
     ),
-    params=curvature_params("Fisher", min_eigenvalue=False),
-    create=FisherDiagnostic,
-    outputs=listed_outputs("fisher"),
-    cost="heavy",
-    every=50,
+    matrix="Fisher",
+    letter="F",
+    curvature=fisher_curvature,
+    min_eigenvalue=False,
     reference=(
         "Amari (1998); Kunstner, Balles & Hennig, Limitations of the empirical Fisher "
         "approximation (NeurIPS 2019); Lanczos (1950); Hutch++ (SOSA 2021); "

@@ -13,13 +13,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from descentlab.engine.curvature.operators import GGNOperator
-from descentlab.engine.plugin import DiagnosticPlugin, Task
-from descentlab.plugins.diagnostics.hessian import (
-    BlockOperator,
-    CurvatureDiagnostic,
-    curvature_params,
-    listed_outputs,
-)
+from descentlab.engine.plugin import Task
+from descentlab.plugins.diagnostics.hessian import BlockOperator, curvature_plugin
 
 
 def ggn_curvature(
@@ -36,20 +31,7 @@ def ggn_curvature(
     return loss, block
 
 
-class GGNDiagnostic(CurvatureDiagnostic):
-    """One run's GGN probe; warm-started like the Hessian's."""
-
-    prefix = "ggn"
-    matrix = "GGN"
-
-    @staticmethod
-    def curvature(
-        model: nn.Module, task: Task, named: dict[str, nn.Parameter]
-    ) -> tuple[Tensor, BlockOperator]:
-        return ggn_curvature(model, task, named)
-
-
-PLUGIN = DiagnosticPlugin(
+PLUGIN = curvature_plugin(
     id="ggn",
     title="Gauss–Newton spectrum",
     summary=(
@@ -60,11 +42,10 @@ PLUGIN = DiagnosticPlugin(
         "it has no saddles to report; compare it with the hessian diagnostic to see the "
         "residual (non-convex) part of the curvature."
     ),
-    params=curvature_params("GGN", min_eigenvalue=False),
-    create=GGNDiagnostic,
-    outputs=listed_outputs("ggn"),
-    cost="heavy",
-    every=50,
+    matrix="GGN",
+    letter="G",
+    curvature=ggn_curvature,
+    min_eigenvalue=False,
     reference=(
         "Schraudolph (Neural Computation 2002); Martens, New insights and perspectives on the "
         "natural gradient method (JMLR 2020); Lanczos (1950); Hutch++ (SOSA 2021); "

@@ -36,6 +36,7 @@ from descentlab.engine.plugin import (
     Batch,
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -232,10 +233,26 @@ PLUGIN = DiagnosticPlugin(
     params=PARAMS,
     create=GradientNoiseDiagnostic,
     outputs=(
-        (TRACE, "scalar"),
-        (NOISE_SCALE, "scalar"),
-        (f"{SNR}/<layer>", "per_layer"),
-        (COSINE, "scalar"),
+        Output(
+            TRACE,
+            "scalar",
+            display=Display("Gradient noise tr Σ", "Noise tr Σ", "tr Σ", log_y=True),
+        ),
+        Output(
+            NOISE_SCALE,
+            "scalar",
+            display=Display("Simple noise scale tr Σ / ‖ḡ‖²", "Noise scale", "B_simple"),
+        ),
+        Output(
+            f"{SNR}/<layer>",
+            "per_layer",
+            display=Display("Gradient signal-to-noise ratio", "Gradient SNR", "SNR"),
+        ),
+        Output(
+            COSINE,
+            "scalar",
+            display=Display("cos(train gradient, held-out gradient)", "Train/held-out cos", "cos"),
+        ),
     ),
     cost="heavy",
     every=50,

@@ -17,6 +17,7 @@ diagnostics are the same class on other operators.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,22 +36,13 @@ from descentlab.engine.params import Param
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     OutputKind,
     SetupContext,
     StepContext,
     Task,
 )
-
-TOP = "hessian/top_eigenvalues"
-MIN = "hessian/min_eigenvalue"
-TRACE = "hessian/trace"
-FROBENIUS = "hessian/frobenius"
-TWO_OVER_LR = "hessian/two_over_lr"
-DENSITY = "hessian/density"
-EXACT = "hessian/exact_spectrum"
-LAYER_TOP = "hessian/layer_top_eigenvalue"
-LAYER_TRACE = "hessian/layer_trace"
 
 GRID_STEP = 2**40
 """The `step` whose generator draws the Lanczos start that fixes the density grid, at setup."""
@@ -133,8 +125,6 @@ def curvature_params(matrix: str, min_eigenvalue: bool) -> tuple[Param, ...]:
     )
 
 
-PARAMS = curvature_params("Hessian", min_eigenvalue=True)
-
 BlockOperator = Callable[[dict[str, nn.Parameter]], LinearOperator]
 """The operator's diagonal block over some of the parameters (all of them: the whole operator)."""
 
@@ -179,23 +169,29 @@ class CurvatureDiagnostic(Diagnostic):
 
     Written once against a `Curvature` and a series prefix (`hessian`, `ggn`, `fisher`); keeps the
     last Lanczos result to warm-start the next record and the density grid fixed at setup.
+
+    Args:
+        params: the validated parameters of `curvature_params`.
+        prefix: the series prefix, the plugin's id.
+        matrix: the matrix's name in messages (`Hessian`, `GGN`, `Fisher`).
+        curvature: the probe loss and block operators of the matrix at the current θ.
     """
 
-    prefix = "hessian"
-    matrix = "Hessian"
-
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any],
+        prefix: str = "hessian",
+        matrix: str = "Hessian",
+        curvature: Curvature = hessian_curvature,
+    ) -> None:
         super().__init__(params)
+        self.prefix = prefix
+        self.matrix = matrix
+        self.curvature = curvature
         self.last: LanczosResult | None = None
         """The previous record's Ritz pairs (None before the first and after a non-finite loss)."""
         self.grid: DensityGrid | None = None
         """The density grid, fixed by `outputs` from the extreme eigenvalues at θ_0."""
-
-    @staticmethod
-    def curvature(
-        model: nn.Module, task: Task, named: dict[str, nn.Parameter]
-    ) -> tuple[Tensor, BlockOperator]:
-        return hessian_curvature(model, task, named)
 
     def name(self, series: str) -> str:
         return f"{self.prefix}/{series}"
@@ -373,27 +369,95 @@ class CurvatureDiagnostic(Diagnostic):
         return record
 
 
-class HessianDiagnostic(CurvatureDiagnostic):
-    """One run's Hessian probe; keeps the last Lanczos result to warm-start the next record."""
+def curvature_outputs(prefix: str, matrix: str, letter: str) -> tuple[Output, ...]:
+    """Every series a curvature diagnostic can write, with how each is shown; `letter` is the
+    matrix's symbol in formulas (H, G, F)."""
+    m = matrix
 
+    def series(name: str, kind: OutputKind, display: Display) -> Output:
+        return Output(f"{prefix}/{name}", kind, display=display)
 
-def listed_outputs(prefix: str) -> tuple[tuple[str, OutputKind], ...]:
-    """Series names and kinds of a curvature diagnostic, for `DiagnosticPlugin.outputs`."""
-    kinds: tuple[tuple[str, OutputKind], ...] = (
-        ("top_eigenvalues", "vector"),
-        ("min_eigenvalue", "scalar"),
-        ("trace", "scalar"),
-        ("frobenius", "scalar"),
-        ("two_over_lr", "scalar"),
-        ("density", "histogram"),
-        ("exact_spectrum", "vector"),
-        ("layer_top_eigenvalue/<layer>", "per_layer"),
-        ("layer_trace/<layer>", "per_layer"),
+    top = f"{prefix}/top_eigenvalues"
+    return (
+        series(
+            "top_eigenvalues",
+            "vector",
+            Display(
+                f"Sharpness: top {m} eigenvalues λ vs 2/η",
+                f"λmax({m})" if m != "Hessian" else "Sharpness",
+                "λ",
+                "λ",
+                log_y=True,
+                order=50,
+            ),
+        ),
+        series("two_over_lr", "scalar", Display(label="2/η", group=top, role="reference")),
+        series(
+            "min_eigenvalue",
+            "scalar",
+            Display(f"Smallest {m} eigenvalue λmin", f"λmin({m})", "λmin", order=52),
+        ),
+        series(
+            "trace",
+            "scalar",
+            Display(f"{m} trace tr {letter}", f"tr {letter}", f"tr {letter}", order=53),
+        ),
+        series(
+            "frobenius",
+            "scalar",
+            Display(f"{m} Frobenius norm ‖{letter}‖_F", f"‖{letter}‖_F", f"‖{letter}‖_F", order=54),
+        ),
+        series(
+            "density",
+            "histogram",
+            Display(f"{m} spectral density (SLQ)", f"{m} density", "density", "λ", order=55),
+        ),
+        series(
+            "exact_spectrum",
+            "vector",
+            Display(f"Exact {m} spectrum, descending", f"{m} spectrum", "λ", "λ", order=56),
+        ),
+        series(
+            "layer_top_eigenvalue/<layer>",
+            "per_layer",
+            Display(f"Top eigenvalue of each layer's {m} block", "Layer λmax", "λmax", order=57),
+        ),
+        series(
+            "layer_trace/<layer>",
+            "per_layer",
+            Display(f"Trace of each layer's {m} block", "Layer trace", "tr", order=58),
+        ),
     )
-    return tuple((f"{prefix}/{series}", kind) for series, kind in kinds)
 
 
-PLUGIN = DiagnosticPlugin(
+def curvature_plugin(
+    *,
+    id: str,
+    title: str,
+    summary: str,
+    matrix: str,
+    letter: str,
+    curvature: Curvature,
+    min_eigenvalue: bool,
+    reference: str,
+) -> DiagnosticPlugin:
+    """The plugin of a curvature diagnostic: series `id/…`, measured on `curvature`."""
+    return DiagnosticPlugin(
+        id=id,
+        title=title,
+        summary=summary,
+        params=curvature_params(matrix, min_eigenvalue=min_eigenvalue),
+        create=functools.partial(
+            CurvatureDiagnostic, prefix=id, matrix=matrix, curvature=curvature
+        ),
+        outputs=curvature_outputs(id, matrix, letter),
+        cost="heavy",
+        every=50,
+        reference=reference,
+    )
+
+
+PLUGIN = curvature_plugin(
     id="hessian",
     title="Hessian spectrum",
     summary=(
@@ -404,11 +468,10 @@ PLUGIN = DiagnosticPlugin(
         "the exact spectrum of small models and per-layer blocks. Lanczos is warm-started from "
         "the previous record's eigenvectors (the first record from the loss gradient)."
     ),
-    params=PARAMS,
-    create=HessianDiagnostic,
-    outputs=listed_outputs("hessian"),
-    cost="heavy",
-    every=50,
+    matrix="Hessian",
+    letter="H",
+    curvature=hessian_curvature,
+    min_eigenvalue=True,
     reference=(
         "Lanczos (1950); Hutchinson (1989); Meyer, Musco, Musco & Woodruff, Hutch++ (SOSA 2021); "
         "Ubaru, Chen & Saad, SLQ (SIMAX 2017); Ghorbani, Krishnan & Xiao (ICML 2019); "

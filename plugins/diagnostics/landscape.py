@@ -41,6 +41,7 @@ from descentlab.engine.params import Param
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -385,16 +386,54 @@ PLUGINS = [
         params=PARAMS,
         create=LandscapeDiagnostic,
         outputs=(
-            (PLANE, "grid2d"),
-            (PATH, "points2d"),
-            (CENTER_STEP, "scalar"),
-            (LINE, "vector"),
-            (EXPLAINED, "vector"),
-            (INTERPOLATION, "vector"),
-            (BARRIER, "scalar"),
-            (ROUGHNESS, "scalar"),
-            (FLATNESS_FIRST, "scalar"),
-            (FLATNESS_ZEROTH, "scalar"),
+            Output(
+                PLANE,
+                "grid2d",
+                display=Display(
+                    "Loss landscape around θ, with the projected path",
+                    "Landscape",
+                    "loss",
+                    order=20,
+                ),
+            ),
+            Output(PATH, "points2d", display=Display(group=PLANE, role="part")),
+            Output(CENTER_STEP, "scalar", display=Display(group=PLANE, role="part")),
+            Output(
+                LINE,
+                "vector",
+                display=Display("Loss along a direction through θ", "Loss line", "loss", order=30),
+            ),
+            Output(
+                EXPLAINED,
+                "vector",
+                unit="fraction",
+                display=Display(
+                    "Share of the path along each PCA direction", "PCA share", "share", "PC"
+                ),
+            ),
+            Output(
+                INTERPOLATION,
+                "vector",
+                display=Display("Loss from θ₀ (t = 0) to θ (t = 1)", "θ₀ → θ", "loss"),
+            ),
+            Output(BARRIER, "scalar", display=Display("Barrier height θ₀ → θ", "Barrier", "ΔL")),
+            Output(
+                ROUGHNESS,
+                "scalar",
+                display=Display(
+                    "Roughness of random 1-D slices (0: quadratic)", "Roughness", "roughness"
+                ),
+            ),
+            Output(
+                FLATNESS_FIRST,
+                "scalar",
+                display=Display("First-order flatness ρ‖∇L(θ̂)‖", "Flatness (1st)", "ρ‖∇L‖"),
+            ),
+            Output(
+                FLATNESS_ZEROTH,
+                "scalar",
+                display=Display("Zeroth-order flatness L(θ̂) − L(θ)", "Flatness (0th)", "ΔL"),
+            ),
         ),
         cost="heavy",
         every=1,

@@ -32,6 +32,7 @@ from descentlab.engine.params import Param
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -198,7 +199,19 @@ PLUGIN = DiagnosticPlugin(
     "SGD, larger with momentum, sign-based or orthogonalised updates and weight decay.",
     params=PARAMS,
     create=OptimizerStateDiagnostic,
-    outputs=((HISTOGRAM, "histogram"), (DISAGREEMENT, "scalar")),
+    outputs=(
+        Output(
+            HISTOGRAM,
+            "histogram",
+            display=Display("Adam effective step sizes η/(√v̂ + ε)", "Adam steps", "η/(√v̂ + ε)"),
+        ),
+        Output(
+            DISAGREEMENT,
+            "scalar",
+            unit="fraction",
+            display=Display("Fraction of coordinates moving uphill", "Uphill share", "share"),
+        ),
+    ),
     cost="cheap",
     every=10,
 )

@@ -46,6 +46,7 @@ from descentlab.engine.plugin import (
     Batch,
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -434,13 +435,55 @@ PLUGIN = DiagnosticPlugin(
     params=PARAMS,
     create=SharpnessDiagnostic,
     outputs=(
-        (PRECONDITIONED, "scalar"),
-        (ADAM_THRESHOLD, "scalar"),
-        (TRACE_RATIO, "scalar"),
-        (LAMBDA_RATIO, "scalar"),
-        (BATCH, "vector"),
-        (GRADIENT_OVERLAP, "scalar"),
-        (SUBSPACE_OVERLAP, "scalar"),
+        Output(
+            PRECONDITIONED,
+            "scalar",
+            display=Display(
+                "Preconditioned sharpness λmax(P⁻¹H) vs the Adam threshold",
+                "λmax(P⁻¹H)",
+                "λmax(P⁻¹H)",
+                log_y=True,
+                order=51,
+            ),
+        ),
+        Output(
+            ADAM_THRESHOLD,
+            "scalar",
+            display=Display(
+                label="(2 + 2β₁)/((1 − β₁)η)", group=PRECONDITIONED, role="reference", log_y=True
+            ),
+        ),
+        Output(
+            TRACE_RATIO,
+            "scalar",
+            display=Display("SGD stability tr(H)·η/2 (≤ 1: stable)", "tr(H)·η/2", "tr(H)·η/2"),
+        ),
+        Output(
+            LAMBDA_RATIO,
+            "scalar",
+            display=Display("GD stability λmax·η/2 (≤ 1: stable)", "λmax·η/2", "λmax·η/2"),
+        ),
+        Output(
+            BATCH,
+            "vector",
+            display=Display("λmax by batch size (last: probe)", "λmax by batch", "λmax", "size "),
+        ),
+        Output(
+            GRADIENT_OVERLAP,
+            "scalar",
+            unit="fraction",
+            display=Display(
+                "Gradient in the top-k Hessian eigenspace ‖Vₖᵀg‖²/‖g‖²", "Grad overlap", "share"
+            ),
+        ),
+        Output(
+            SUBSPACE_OVERLAP,
+            "scalar",
+            unit="fraction",
+            display=Display(
+                "Top-k eigenspace overlap between records", "Subspace overlap", "overlap"
+            ),
+        ),
     ),
     cost="heavy",
     every=50,

@@ -23,6 +23,7 @@ from descentlab.engine import spectral
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -132,13 +133,45 @@ PLUGIN = DiagnosticPlugin(
     params=(),
     create=SpectraDiagnostic,
     outputs=(
-        ("spectra/weights/<layer>", "vector"),
-        ("spectra/stable_rank/<layer>", "per_layer"),
-        ("spectra/spectral_norm/<layer>", "per_layer"),
-        ("spectra/effective_rank/<layer>", "per_layer"),
-        ("spectra/mp_edge/<layer>", "per_layer"),
-        ("spectra/mp_outliers/<layer>", "per_layer"),
-        ("spectra/alpha/<layer>", "per_layer"),
+        Output(
+            "spectra/weights/<layer>",
+            "vector",
+            display=Display(
+                "Singular values of weights σ", "σ(W)", "σ", symbol="σ", log_y=True, order=70
+            ),
+        ),
+        Output(
+            "spectra/stable_rank/<layer>",
+            "per_layer",
+            display=Display("Stable rank Σσ²/σ₁²", "Stable rank", "Σσ²/σ₁²", order=71),
+        ),
+        Output(
+            "spectra/spectral_norm/<layer>",
+            "per_layer",
+            display=Display("Spectral norm σ₁", "σ₁(W)", "σ₁", order=72),
+        ),
+        Output(
+            "spectra/effective_rank/<layer>",
+            "per_layer",
+            display=Display("Effective rank exp H(σ/Σσ)", "Eff. rank", "exp H", order=73),
+        ),
+        Output(
+            "spectra/mp_edge/<layer>",
+            "per_layer",
+            display=Display("Marchenko–Pastur bulk edge λ₊", "MP edge", "λ₊", order=74),
+        ),
+        Output(
+            "spectra/mp_outliers/<layer>",
+            "per_layer",
+            display=Display(
+                "Eigenvalues above the Marchenko–Pastur edge", "MP outliers", "count", order=75
+            ),
+        ),
+        Output(
+            "spectra/alpha/<layer>",
+            "per_layer",
+            display=Display("Power-law exponent α of the eigenvalue tail", "Tail α", "α", order=76),
+        ),
     ),
     cost="cheap",
     every=50,

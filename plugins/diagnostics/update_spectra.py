@@ -27,6 +27,7 @@ from descentlab.engine import spectral
 from descentlab.engine.plugin import (
     Diagnostic,
     DiagnosticPlugin,
+    Display,
     Output,
     SetupContext,
     StepContext,
@@ -100,10 +101,30 @@ PLUGIN = DiagnosticPlugin(
     params=(),
     create=UpdateSpectraDiagnostic,
     outputs=(
-        ("update_spectra/singular_values/<layer>", "vector"),
-        ("update_spectra/spectral_norm/<layer>", "per_layer"),
-        ("update_spectra/stable_rank/<layer>", "per_layer"),
-        ("update_spectra/orthogonality/<layer>", "per_layer"),
+        Output(
+            "update_spectra/singular_values/<layer>",
+            "vector",
+            display=Display(
+                "Singular values of the update Δθ", "σ(Δθ)", "σ", symbol="σ", log_y=True
+            ),
+        ),
+        Output(
+            "update_spectra/spectral_norm/<layer>",
+            "per_layer",
+            display=Display("Update spectral norm ‖Δθ‖₂", "‖Δθ‖₂", "‖Δθ‖₂"),
+        ),
+        Output(
+            "update_spectra/stable_rank/<layer>",
+            "per_layer",
+            display=Display("Update stable rank", "Δθ rank", "Σσ²/σ₁²"),
+        ),
+        Output(
+            "update_spectra/orthogonality/<layer>",
+            "per_layer",
+            display=Display(
+                "Update distance from orthogonal (0: orthogonal)", "Δθ orthogonality", "distance"
+            ),
+        ),
     ),
     cost="cheap",
     every=10,
