@@ -9,6 +9,7 @@ booleans, strings and None are kept as JSON. `decode` rebuilds a `state_dict` th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,7 @@ def decode(tree: Tree) -> Any:
     return tuple(values) if kind == "tuple" else values
 
 
-def parameters(named: dict[str, Tensor]) -> dict[str, np.ndarray]:
+def parameters(named: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
     """Parameter arrays on the CPU, bfloat16 widened to float32."""
     out = {}
     for name, p in named.items():

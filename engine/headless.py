@@ -35,7 +35,7 @@ from descentlab.engine.compare import load as load_comparison
 from descentlab.engine.fork import prepare_fork, run_fork
 from descentlab.engine.landscape import interpolate_runs
 from descentlab.engine.params import Param, defaults
-from descentlab.engine.plugin import FAMILIES
+from descentlab.engine.plugin import FAMILIES, DiagnosticPlugin
 from descentlab.engine.progress import ProgressBar
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
@@ -312,7 +312,7 @@ def cmd_list(kind: str, markdown: bool = False) -> int:
                 print(f"      needs: {catalogue.needs_text(plugin)}")
             for check, reason in getattr(plugin, "exempt", {}).items():
                 print(f"      exempt from {check}: {reason}")
-            if hasattr(plugin, "cost"):
+            if isinstance(plugin, DiagnosticPlugin):
                 print(f"      cost: {plugin.cost}, every {plugin.every} steps by default")
             for p in plugin.params:
                 print(_param_line(p))

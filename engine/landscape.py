@@ -294,7 +294,7 @@ class AffineFamily:
         self.work = _working_copy(model)
         self.criterion = criterion
         self.inputs, self.targets = batch
-        self.named = dict(self.work.named_parameters())
+        self.named: dict[str, Tensor] = dict(self.work.named_parameters())
         missing = set(self.named) - set(center)
         if missing:
             raise ValueError(f"the centre lacks parameters {', '.join(sorted(missing))}")
@@ -355,7 +355,9 @@ class AffineFamily:
         torch.set_num_threads(1)
         try:
             parts = _pool(workers).map(
-                lambda lane, rows: self._loop_on(*lane, coords[rows].tolist()), lanes, chunks
+                lambda lane, rows: self._loop_on(lane[0], lane[1], coords[rows].tolist()),
+                lanes,
+                chunks,
             )
             return np.concatenate(list(parts))
         finally:
@@ -374,7 +376,9 @@ class AffineFamily:
 
     def _prepare_affine(self) -> None:
         """Z₀ = X·W₀ᵀ + b₀ at the centre and Zⱼ = X·Uⱼᵀ + uⱼ along each direction, once."""
-        first = self.work[0]
+        work = self.work
+        assert isinstance(work, nn.Sequential)  # resolve_method chose affine for this reason
+        first = work[0]
         prefix = "0."
         w, b = prefix + "weight", prefix + "bias"
 
@@ -385,7 +389,7 @@ class AffineFamily:
         with torch.no_grad():
             self._z0 = pre(self.center)
             self._zd = [pre(d) for d in self.directions]
-        self._rest = self.work[1:]
+        self._rest = work[1:]
         self._rest_names = [n for n in self.named if not n.startswith(prefix)]
 
     def _affine(self, coords: Tensor) -> np.ndarray:
@@ -531,7 +535,8 @@ def interpolate_runs(
                 )
             point[name] = torch.as_tensor(value).to(device=p.device, dtype=p.dtype)
         tensors.append(point)
-    return interpolate(task.model, task.criterion, task.probe, *tensors, points, method)
+    start, end = tensors
+    return interpolate(task.model, task.criterion, task.probe, start, end, points, method)
 
 
 def roughness(lines: np.ndarray, alphas: np.ndarray) -> float:

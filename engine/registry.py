@@ -15,19 +15,19 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from descentlab.engine.plugin import DiagnosticPlugin, OptimizerPlugin, Plugin, TaskPlugin
 
 Kind = Literal["optimizers", "diagnostics", "tasks"]
 KINDS: tuple[Kind, ...] = ("optimizers", "diagnostics", "tasks")
-_TYPES = {"optimizers": OptimizerPlugin, "diagnostics": DiagnosticPlugin, "tasks": TaskPlugin}
+_TYPES: dict[Kind, type[OptimizerPlugin] | type[DiagnosticPlugin] | type[TaskPlugin]] = {
+    "optimizers": OptimizerPlugin,
+    "diagnostics": DiagnosticPlugin,
+    "tasks": TaskPlugin,
+}
 _REGISTERED: dict[Kind, dict[str, Plugin]] = {kind: {} for kind in KINDS}
 """Plugins added by `register`, by kind and id, apart from the entry points' cached catalogue."""
-
-
-class PluginLoadError(RuntimeError):
-    """An entry point that could not be imported or does not hold plugins of its group."""
 
 
 @functools.cache
@@ -57,7 +57,7 @@ def plugins(kind: Literal["optimizers"]) -> dict[str, OptimizerPlugin]: ...
 def plugins(kind: Literal["diagnostics"]) -> dict[str, DiagnosticPlugin]: ...
 @overload
 def plugins(kind: Literal["tasks"]) -> dict[str, TaskPlugin]: ...
-def plugins(kind: Kind) -> dict[str, Plugin]:
+def plugins(kind: Kind) -> dict[str, Any]:
     """All plugins of a kind, by id, sorted by id."""
     found, _ = _load(kind)
     return dict(sorted({**found, **_REGISTERED[kind]}.items()))

@@ -9,7 +9,7 @@ which also puts train/eval optimizers in training mode once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -70,7 +70,9 @@ def take_step(
     if needs.batch:
         optimizer.set_batch(model, criterion, batch)  # type: ignore[attr-defined]
     if needs.closure:
-        optimizer.step(_closure(optimizer, needs, model, criterion, batch, loss))
+        closure = _closure(optimizer, needs, model, criterion, batch, loss)
+        # torch types a closure as returning float; optimizers return what it returns (a tensor)
+        optimizer.step(cast("Callable[[], float]", closure))
     else:
         optimizer.step()
     return loss

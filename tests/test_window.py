@@ -81,6 +81,7 @@ def test_records_reach_the_plots(window: MainWindow, qtbot) -> None:
         lambda: window.model.runs["sgd"].series["hessian/top_eigenvalues"].n > 0, timeout=30000
     )
     view = window.views["train/loss"]
+    qtbot.waitUntil(view.isVisible, timeout=10000)  # a dock shows after its layout settles
     view.refresh()
     steps, values = window.model.runs["sgd"].series["train/loss"].view()
     xs, ys = view.curve_items("sgd", "train/loss")[0].getOriginalDataset()

@@ -175,7 +175,7 @@ class HessianOperator(_ParameterOperator):
             return super().__matmul__(other)
         if other.shape[0] != self._shape[0]:
             raise ValueError(f"expected a block of {self._shape[0]} rows, got {tuple(other.shape)}")
-        path = self.block
+        path: str = self.block
         timings = self.block_timings
         measuring = path == "auto" and min(map(len, timings.values())) < BLOCK_TRIALS
         if measuring:

@@ -208,7 +208,7 @@ class SessionReader:
                 f"format={FORMAT!r} attribute)"
             )
         try:
-            known = int(ver) in READABLE_VERSIONS  # type: ignore[arg-type]
+            known = int(ver) in READABLE_VERSIONS
         except (TypeError, ValueError):
             known = False
         if not known:

@@ -22,6 +22,7 @@ Tasks without such modules declare no outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,14 +74,16 @@ class AttentionDiagnostic(Diagnostic):
         """Attention maps and (for modules with `scores`) logits of one pass on `inputs`."""
         modules = attention_modules(model)
         maps: dict[str, Tensor] = {}
-        kept_inputs: dict[str, Tensor] = {}
+        kept_inputs: dict[str, tuple[Callable[[Tensor], Tensor], Tensor]] = {}
 
-        def hook(name: str):
+        def hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
             def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-                if module.last_attention is not None:
-                    maps[name] = module.last_attention
-                if callable(getattr(module, "scores", None)):
-                    kept_inputs[name] = args[0].detach()
+                attention = module.last_attention
+                if isinstance(attention, Tensor):
+                    maps[name] = attention
+                scores = getattr(module, "scores", None)
+                if callable(scores):
+                    kept_inputs[name] = (scores, args[0].detach())
 
             return record
 
@@ -88,7 +91,7 @@ class AttentionDiagnostic(Diagnostic):
         try:
             with torch.no_grad():
                 model(inputs)
-                logits = {n: modules[n].scores(x) for n, x in kept_inputs.items()}
+                logits = {n: scores(x) for n, (scores, x) in kept_inputs.items()}
         finally:
             for handle in handles:
                 handle.remove()

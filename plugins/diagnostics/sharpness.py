@@ -330,17 +330,19 @@ class SharpnessDiagnostic(Diagnostic):
     def _top(self, op: HessianOperator, k: int, step: int, values: dict[str, Any]) -> LanczosResult:
         """Top-k pairs of the probe Hessian; the subspace overlap with the previous record's."""
         previous = self.last
-        valid = previous is not None and previous.eigenvectors.shape == (op.shape[0], k)
+        start = None
+        if previous is not None and previous.eigenvectors.shape == (op.shape[0], k):
+            start = previous.eigenvectors
         result = lanczos(
             op,
             k,
-            start=previous.eigenvectors if valid else None,
+            start=start,
             iterations=self.params["iterations"],
             smallest=False,
             generator=_generator(self.params["seed"], step, 0),
         )
-        if valid and "overlap" in self._parts:
-            cross = previous.eigenvectors.T @ result.eigenvectors
+        if start is not None and "overlap" in self._parts:
+            cross = start.T @ result.eigenvectors
             values[SUBSPACE_OVERLAP] = cross.double().square().sum().item() / k
         return result
 

@@ -20,11 +20,11 @@ from torch import nn
 def get_random_state() -> dict[str, Any]:
     """The global torch, NumPy and Python generator states, as tensors and plain numbers only
     (so that a state dict holding it loads with `torch.load(weights_only=True)`)."""
-    _, keys, position, has_gauss, cached = np.random.get_state()
+    _, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
         "numpy_rest": (int(position), int(has_gauss), float(cached)),
         "python": torch.tensor(internal, dtype=torch.int64),
         "python_rest": (version, gauss_next),

@@ -66,6 +66,7 @@ def _build(
     # geoopt (and SciPy's optimizers under it) loads here, not when the catalogue is listed.
     from descentlab.plugins.optimizers import riemannian_geoopt
 
+    cls: dict[str, type[torch.optim.Optimizer]]
     cls = {"sgd": riemannian_geoopt.RiemannianSGD, "adam": riemannian_geoopt.RiemannianAdam}
     return cls[algorithm](riemannian_geoopt.param_groups(named_params, roles, manifold), **kwargs)
 
@@ -116,8 +117,9 @@ def _schema(
         if arg.default is arg.empty:  # a required number: `overrides` gives its default
             derived = Param(name, "float", None, "")
         else:
-            derived = torch_optim._derive(arg)
-            assert derived is not None, f"{cls.__name__}.{name} has no number or flag default"
+            found = torch_optim._derive(arg)
+            assert found is not None, f"{cls.__name__}.{name} has no number or flag default"
+            derived = found
         changes = {
             "help": _HELP.get(name, derived.help),
             **torch_optim._RANGES.get(name, {}),

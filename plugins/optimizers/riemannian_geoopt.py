@@ -122,12 +122,14 @@ class _OnManifolds:
     """
 
     _geoopt_step: Any
+    param_groups: list[dict[str, Any]]  # the optimizer's, which the mixin is combined with
+    state: dict[Tensor, dict[str, Any]]
 
     def _chart(self, group: dict[str, Any]) -> Chart | geoopt.Euclidean:
         return chart(group["manifold"], group["params"][0], group.get("radius", 1.0))
 
     def _momenta(self, p: Tensor) -> list[Tensor]:
-        state = self.state[p]  # type: ignore[attr-defined]
+        state = self.state[p]
         return [state[key] for key in MOMENTA if key in state]
 
     @torch.no_grad()
@@ -136,7 +138,7 @@ class _OnManifolds:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        groups = self.param_groups  # type: ignore[attr-defined]
+        groups = self.param_groups
         try:
             for group in groups:
                 self.param_groups = [group]

@@ -700,7 +700,7 @@ def _build_fosi(
         base_hyper["momentum"] = h["momentum"]
     else:
         base_hyper["betas"] = [h["momentum"], 0.999]
-    base = registry.get("optimizers", h["base"]).build(named_params, roles, base_hyper)
+    base = registry.plugins("optimizers")[h["base"]].build(named_params, roles, base_hyper)
     return FOSI(
         named_params,
         base,

@@ -98,7 +98,7 @@ class MeZO(SeededOptimizer):
             p.add_(gaussian(p, generator), alpha=scale(group))
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
         """One SPSA step; returns the loss at θ (the closure's first evaluation).
 
         The closure is called at θ first: the Runner's closure hands back the loss it already
@@ -209,7 +209,7 @@ class EntropySGD(SeededOptimizer):
         super().__init__(params, hyper, seed)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
         """One outer step (L closure evaluations); returns the loss at θ."""
         params = self._params()
         outer = [p.clone() for _, p in params]
@@ -338,7 +338,7 @@ class Langevin(SeededOptimizer):
             self.state[p]["average"] = p.detach().clone()
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """One Langevin step on the gradients in `.grad`, then the average's update."""
         if any("train_iterate" in self.state[p] for _, p in self._params()):
             raise RuntimeError("langevin: step() in evaluation mode; call train() first")

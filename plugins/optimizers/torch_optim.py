@@ -477,8 +477,9 @@ def _derive(arg: inspect.Parameter) -> Param | None:
             return Param(name, "int", int(default), help_text)
         return Param(name, "float", float(default), help_text)
     if default is None and (_is_int(arg.annotation) or float in typing.get_args(arg.annotation)):
-        kind = "int" if _is_int(arg.annotation) else "float"
-        return Param(name, kind, None, help_text, nullable=True)
+        if _is_int(arg.annotation):
+            return Param(name, "int", None, help_text, nullable=True)
+        return Param(name, "float", None, help_text, nullable=True)
     return None
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -83,10 +83,10 @@ class Wrapper(torch.optim.Optimizer):
         if self.forward_batch:
             self.base.set_batch(model, criterion, batch)  # type: ignore[attr-defined]
 
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+    def state_dict(self) -> dict[str, Any]:
         return {"base_id": self.base_id, "base": self.inner.state_dict(), "wrapper": self.own}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the base's state and the wrapper's, casting tensors like torch does."""
         if state_dict.get("base_id") != self.base_id:
             raise ValueError(
@@ -120,7 +120,8 @@ class Wrapper(torch.optim.Optimizer):
             with torch.enable_grad():
                 return closure()
 
-        return self.inner.step(with_grad)
+        # torch types a closure as returning float; optimizers return what it returns (a tensor)
+        return self.inner.step(cast("Callable[[], float]", with_grad))
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ class GradientNoise(Wrapper):
         self.own["rng_state"] = generator.get_state()
 
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Closure | None = None) -> Any:
         if closure is None:
             self._add_noise()
             loss = self._step_inner(None)
@@ -185,7 +186,7 @@ class GradientNoise(Wrapper):
 # --------------------------------------------------------------------------------------------
 
 
-def _library_lookahead() -> type[torch.optim.Optimizer]:
+def _library_lookahead() -> Any:
     """pytorch-optimizer's `Lookahead`, made deep-copyable.
 
     Imported here, not at module import, so that listing the catalogue stays light. Its
@@ -222,7 +223,7 @@ class LookaheadWrapper(Wrapper):
         self._share()
 
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Closure | None = None) -> Any:
         return self._step_inner(closure)
 
 
@@ -248,7 +249,7 @@ class Cautious(Wrapper):
         return [None if p.grad is None else p.grad.detach().clone() for p in self.params]
 
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Closure | None = None) -> Any:
         before = [p.detach().clone() for p in self.params]
         grads: list[list[Tensor | None]] = []
         if closure is None:
@@ -296,7 +297,7 @@ class EMA(Wrapper):
         self.training_weights: list[Tensor] | None = None
 
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Closure | None = None) -> Any:
         if self.training_weights is not None:
             raise RuntimeError("ema: step() in evaluation mode; call train() first")
         loss = self._step_inner(closure)

@@ -130,8 +130,9 @@ def _gpt_init(module: nn.Module, generator: torch.Generator) -> None:
     """N(0, 0.02²) weights and embeddings, zero biases, identity LayerNorms."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, std=INIT_STD, generator=generator)
-        if getattr(module, "bias", None) is not None:
-            nn.init.zeros_(module.bias)
+        bias = getattr(module, "bias", None)  # an Embedding has none
+        if bias is not None:
+            nn.init.zeros_(bias)
     else:
         default_init(module, generator)
 

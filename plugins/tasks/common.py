@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
@@ -47,7 +48,7 @@ def torch_generator(seed: int, stream: str) -> torch.Generator:
     return generator
 
 
-def as_tensor(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> Tensor:
+def as_tensor(array: npt.ArrayLike, device: torch.device, dtype: torch.dtype) -> Tensor:
     """A numpy array (drawn in float64) as a tensor of the task's device and dtype."""
     return torch.as_tensor(array).to(device=device, dtype=dtype)
 

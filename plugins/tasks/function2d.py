@@ -181,7 +181,9 @@ class Point2D(nn.Module):
 
 
 def _trajectory(model: nn.Module) -> dict[str, np.ndarray]:
-    return {"trajectory/params": model.point.detach().cpu().numpy().astype(np.float64)}
+    return {
+        "trajectory/params": model.get_parameter("point").detach().cpu().numpy().astype(np.float64)
+    }
 
 
 def build(params: dict[str, Any], seed: int, device: torch.device, dtype: torch.dtype) -> Task:

@@ -54,7 +54,7 @@ class ProjectedPoint(nn.Module):
 
 def _step_series(model: nn.Module) -> dict[str, np.ndarray]:
     """The feasible iterate x_t = Π(x) and its distance to the optimum, |x_t − x*|."""
-    x = float(model.x.detach().clamp(-1.0, 1.0).item())
+    x = float(model.get_parameter("x").detach().clamp(-1.0, 1.0).item())
     return {
         "online/x": np.array([x]),
         "online/distance": np.array([abs(x - OPTIMUM)]),

@@ -43,6 +43,10 @@ class Quadratic(nn.Module):
     A (x − x*) + z. `hessian`, `eigenvalues` (descending) and `minimizer` are the exact truth.
     """
 
+    hessian: Tensor  # buffers, registered in __init__
+    eigenvalues: Tensor
+    minimizer: Tensor
+
     def __init__(self, hessian: Tensor, eigenvalues: Tensor, minimizer: Tensor, start: Tensor):
         super().__init__()
         self.x = nn.Parameter(start)
