@@ -1,4 +1,4 @@
-"""The `descentlab` command line (DESIGN §6).
+"""The `descentlab` command line (its commands are listed in README.md, First run).
 
 This module parses the command line and opens the windows (`gui`, `compare`, `playground`); the
 headless commands' work lives in `engine.headless`, so the engine never imports the app. Qt is

@@ -1,4 +1,4 @@
-"""Forms built from plugin parameter schemas (DESIGN §3: the GUI builds its forms from the schema).
+"""Forms built from plugin parameter schemas (the spec validator checks the same schema).
 
 Each `Param` gets the editor its type calls for, a tooltip saying what it accepts, and room for
 a validation message right under it. Fields hand back what the user typed, converted to Python

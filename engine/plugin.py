@@ -1,4 +1,4 @@
-"""The plugin contracts: optimizers, diagnostics and tasks, as DESIGN §3 fixes them.
+"""The plugin contracts: optimizers, diagnostics and tasks, and what each promises the Runner.
 
 A plugin is a descriptor (readable without running anything: id, title, summary, reference,
 parameter schema) plus one factory. Built-in plugins and third-party ones are registered the same
@@ -191,7 +191,8 @@ plot's data (reference: 2/η, the Adam threshold), the sum over a per-layer fami
 more layer (total), or a piece the plot's view draws in its own way (part: a landscape's path)."""
 
 ViewKind = Literal["", "lines", "spectrum", "path", "histogram", "landscape"]
-"""A plot's view; "" lets the output's kind choose (DESIGN §3's table)."""
+"""A plot's view; "" lets the output's kind choose (scalars and vectors as lines, histograms as
+heatmaps, grid2d as a landscape, points2d as a path)."""
 
 LAYER = "<layer>"
 """Placeholder ending a declared per-layer series name: `norms/grad/<layer>`."""

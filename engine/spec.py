@@ -1,4 +1,5 @@
-"""The experiment spec (DESIGN §2): parse TOML, check it all up front, report every error at once.
+"""The experiment spec (a TOML file, README.md's Experiments): parse it, check it all up front,
+report every error at once.
 
 Validation happens at the boundary, before a model is built or a file is written, so that an
 invalid spec costs the user nothing but a message naming each bad field, its value and what is

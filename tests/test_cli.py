@@ -1,4 +1,4 @@
-"""The `descentlab` command line (DESIGN §6), called in-process through `main([...])`."""
+"""The `descentlab` command line, called in-process through `main([...])`."""
 
 from __future__ import annotations
 

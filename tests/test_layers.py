@@ -1,4 +1,4 @@
-"""DESIGN §1's layers, kept by lint: engine/ and plugins/ never import Qt or the app (issue 12).
+"""The layers, kept by lint: engine/ and plugins/ never import Qt or the app (issue 12).
 
 The rule is ruff's TID251 (banned-api) in pyproject.toml, ignored outside engine/ and plugins/.
 These tests lint source given on stdin under a chosen file name, so nothing is written.

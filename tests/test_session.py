@@ -1,4 +1,4 @@
-"""The HDF5 session format (DESIGN §4): round trip, live reading, SIGKILL, broken files.
+"""The HDF5 session format (docs/session-format.md): round trip, live reading, SIGKILL, bad files.
 
 The writer runs in a subprocess wherever two processes matter (live reading, a killed writer):
 HDF5 shares one handle between all opens of a file inside a process, so only a second process

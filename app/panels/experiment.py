@@ -1,8 +1,9 @@
-"""The experiment editor (DESIGN §5): one spec's task, runs, diagnostics and general settings.
+"""The experiment editor: one spec's task, runs, diagnostics and general settings.
 
-The panel edits the TOML-shaped dict of DESIGN §2 and leaves every judgement to the engine's
-validator (`parse_spec`): it maps each problem's field path back to the widget that holds the
-value and shows the message there, so the GUI and `descentlab run` accept exactly the same specs.
+The panel edits the TOML-shaped dict of a spec file (README.md, Experiments) and leaves every
+judgement to the engine's validator (`parse_spec`): it maps each problem's field path back to the
+widget that holds the value and shows the message there, so the GUI and `descentlab run` accept
+exactly the same specs.
 Values the form cannot offer (an unknown plugin id from a file) are kept and shown rather than
 replaced, so the validator names them instead of the editor silently changing the experiment.
 
@@ -79,7 +80,7 @@ def device_suggestions() -> tuple[str, ...]:
 
 
 class ExperimentPanel(QWidget):
-    """Editor of one experiment spec: general settings, task, runs, diagnostics (DESIGN §2, §5).
+    """Editor of one experiment spec: general settings, task, runs, diagnostics.
 
     `spec_dict()` is the TOML-shaped dict the form holds; `validate()` hands it to the engine's
     validator and marks each problem on its field. `changed` fires on user edits only, not on

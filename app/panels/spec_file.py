@@ -19,7 +19,8 @@ from descentlab.engine.spec import SpecError
 
 
 def default_spec() -> dict[str, Any]:
-    """The bundled default experiment, so the panel opens on something runnable (DESIGN §6)."""
+    """The bundled default experiment, so the panel opens on something runnable (what
+    `descentlab` with no arguments opens)."""
     preset = importlib.resources.files("descentlab.assets") / "presets" / "default.toml"
     return tomllib.loads(preset.read_text(encoding="utf-8"))
 

@@ -94,7 +94,8 @@ def _value_label(display: Display, unit: str) -> str:
 
 
 def _default_view(output: Output) -> View:
-    """The kind's default view (DESIGN §3)."""
+    """The kind's default view: lines for scalars and vectors, a heatmap for histograms, a
+    contour image for a grid2d, a path for points2d."""
     if output.kind == "grid2d":
         return "landscape"
     if output.kind == "points2d":

@@ -1,4 +1,4 @@
-"""Constants of the HDF5 session format (DESIGN §4), shared by the writer and the reader."""
+"""Constants of the HDF5 session format (docs/session-format.md), shared by writer and reader."""
 
 from __future__ import annotations
 
