@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from descentlab.engine.commands import Command
+from descentlab.engine.memory import MemorySink
 from descentlab.engine.plugin import SetupContext, StepContext, Task
+from descentlab.engine.runner import Runner
+from descentlab.engine.spec import parse_toml
 
 
 def contexts(task: Task, lr: float, step: int = 0) -> tuple[SetupContext, StepContext]:
@@ -26,3 +30,26 @@ def contexts(task: Task, lr: float, step: int = 0) -> tuple[SetupContext, StepCo
         task=task,
     )
     return setup, step_ctx
+
+
+class Script:
+    """A command source that hands over commands when the runner reaches given steps."""
+
+    def __init__(self, runner: Runner, plan: list[tuple[int, Command]]) -> None:
+        self.runner = runner
+        self.plan = list(plan)
+
+    def poll(self, timeout: float) -> list[Command]:
+        due = [c for s, c in self.plan if s <= self.runner.step]
+        self.plan = [(s, c) for s, c in self.plan if s > self.runner.step]
+        if not due and self.runner.paused and not self.plan:
+            raise AssertionError("paused with no command left: the test would hang")
+        return due
+
+
+def run(text: str, plan: list[tuple[int, Command]] | None = None) -> tuple[Runner, MemorySink]:
+    """The spec `text` run to its end in memory, with `plan`'s commands at their steps."""
+    runner = Runner(parse_toml(text), poll_interval=0.0)
+    sink = MemorySink()
+    runner.run(sink, commands=Script(runner, plan or []))
+    return runner, sink

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import run
 from torch import nn
 
 from descentlab.engine import live_hyper, registry
-from descentlab.engine.commands import Command, SetHyper
+from descentlab.engine.commands import SetHyper
 from descentlab.engine.memory import MemorySink
 from descentlab.engine.params import Param, check_one
 from descentlab.engine.plugin import Role
-from descentlab.engine.runner import Runner
 from descentlab.engine.spec import SpecError, parse_toml
 
 MUON = """
@@ -29,26 +29,6 @@ name = "m"
 optimizer = { id = "muon" }
 schedule = { id = "cosine" }
 """
-
-
-class Script:
-    """Commands handed over when the runner reaches given steps."""
-
-    def __init__(self, runner: Runner, plan: list[tuple[int, Command]]) -> None:
-        self.runner = runner
-        self.plan = list(plan)
-
-    def poll(self, timeout: float) -> list[Command]:
-        due = [c for s, c in self.plan if s <= self.runner.step]
-        self.plan = [(s, c) for s, c in self.plan if s > self.runner.step]
-        return due
-
-
-def run(text: str, plan: list[tuple[int, Command]]) -> tuple[Runner, MemorySink]:
-    runner = Runner(parse_toml(text), poll_interval=0.0)
-    sink = MemorySink()
-    runner.run(sink, commands=Script(runner, plan))
-    return runner, sink
 
 
 def hypers(sink: MemorySink, run: str) -> list[tuple[int, str]]:

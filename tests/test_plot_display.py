@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from engine_helpers import Script
 from helpers import shown
 
 from descentlab.app.plots.factory import make_view
@@ -22,7 +23,7 @@ from descentlab.app.plots.layout import display_of, plot_groups
 from descentlab.app.plots.line_plot import step_line
 from descentlab.app.session_model import SessionModel
 from descentlab.engine import registry
-from descentlab.engine.commands import Command, SetHyper
+from descentlab.engine.commands import SetHyper
 from descentlab.engine.memory import MemorySink
 from descentlab.engine.params import Param
 from descentlab.engine.plugin import (
@@ -208,18 +209,6 @@ batch_iterations = 6
 """
 
 
-class _Script:
-    """Hands over commands when the runner reaches given steps."""
-
-    def __init__(self, runner: Runner, plan: list[tuple[int, Command]]) -> None:
-        self.runner, self.plan = runner, plan
-
-    def poll(self, timeout: float) -> list[Command]:
-        due = [c for s, c in self.plan if s <= self.runner.step]
-        self.plan = [(s, c) for s, c in self.plan if s > self.runner.step]
-        return due
-
-
 def _adam(named: list, roles: dict, hyper: dict[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.Adam([p for _, p in named], lr=hyper["lr"], betas=tuple(hyper["betas"]))
 
@@ -244,7 +233,7 @@ def test_the_threshold_drawn_is_the_one_the_diagnostic_recorded(
     )
     sink = MemorySink()
     runner = Runner(parse_toml(SPEC), poll_interval=0.0)
-    runner.run(sink, commands=_Script(runner, [(8, SetHyper("mine", "betas", [0.5, 0.999]))]))
+    runner.run(sink, commands=Script(runner, [(8, SetHyper("mine", "betas", [0.5, 0.999]))]))
     assert [d for _, k, d in sink.runs["mine"].events if k == "hyper"] == [
         "betas: (0.8, 0.999) -> (0.5, 0.999)"
     ]

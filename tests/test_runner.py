@@ -8,36 +8,15 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from engine_helpers import run
 
 from descentlab.engine import registry
-from descentlab.engine.commands import Command, Fork, Pause, Resume, SetHyper, StepN, Stop
+from descentlab.engine.commands import Fork, Pause, Resume, SetHyper, StepN, Stop
 from descentlab.engine.memory import MemorySink
 from descentlab.engine.plugin import Diagnostic, DiagnosticPlugin, Output
 from descentlab.engine.runner import Runner
 from descentlab.engine.spec import SpecError, parse_toml
 from descentlab.plugins.optimizers import torch_optim
-
-
-class Script:
-    """A command source that hands over commands when the runner reaches given steps."""
-
-    def __init__(self, runner: Runner, plan: list[tuple[int, Command]]) -> None:
-        self.runner = runner
-        self.plan = list(plan)
-
-    def poll(self, timeout: float) -> list[Command]:
-        due = [c for s, c in self.plan if s <= self.runner.step]
-        self.plan = [(s, c) for s, c in self.plan if s > self.runner.step]
-        if not due and self.runner.paused and not self.plan:
-            raise AssertionError("paused with no command left: the test would hang")
-        return due
-
-
-def run(text: str, plan: list[tuple[int, Command]] | None = None) -> tuple[Runner, MemorySink]:
-    runner = Runner(parse_toml(text), poll_interval=0.0)
-    sink = MemorySink()
-    runner.run(sink, commands=Script(runner, plan or []))
-    return runner, sink
 
 
 def losses(sink: MemorySink, name: str) -> np.ndarray:

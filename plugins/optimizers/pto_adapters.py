@@ -16,6 +16,8 @@ import pytorch_optimizer as pto
 import torch
 from torch import nn
 
+from descentlab.plugins.optimizers.common import evaluate
+
 
 def get_random_state() -> dict[str, Any]:
     """The global torch, NumPy and Python generator states, as tensors and plain numbers only
@@ -185,10 +187,7 @@ class StableShampoo(pto.Shampoo):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         for group in self.param_groups:
             self.init_group(group)
             group["step"] += 1

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from descentlab.engine.live_hyper import SCHEMA_NAMES
 from descentlab.engine.plugin import Role
+from descentlab.plugins.optimizers.common import evaluate
 
 EUCLIDEAN = geoopt.Euclidean()
 STIEFEL = geoopt.Stiefel()  # geoopt's default: canonical metric, Cayley retraction
@@ -134,10 +135,7 @@ class _OnManifolds:
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         groups = self.param_groups
         try:
             for group in groups:
