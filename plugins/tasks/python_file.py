@@ -153,7 +153,10 @@ def _check_task(task: Any, name: str, device: torch.device, dtype: torch.dtype) 
                 f"task.train: {type(task.train).__name__} is neither a pair (inputs, targets) "
                 "of tensors nor an iterable of such batches (a DataLoader)"
             )
-        batches = _cycle(task.train, device, dtype)
+        # the first batch is drawn now, so a loader yielding something else is refused before
+        # training, and put back in front
+        loader = _cycle(task.train, device, dtype)
+        batches = itertools.chain([next(loader)], loader)
         task.sample_batch = lambda generator: next(batches)
         task.train = None
     elif task.train is not None:
