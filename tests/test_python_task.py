@@ -291,3 +291,95 @@ def test_replaying_a_session_in_the_window_never_runs_its_file(
     timeline.release()
     assert window.experiment.validate() is not None  # the spec is in the panel, not run
     assert not marker.exists()
+
+
+# -- the window asks once per file and content -------------------------------------------------
+
+
+class Answers:
+    """The dialog, answered without a screen: the texts it showed, and the reply it gives."""
+
+    def __init__(self) -> None:
+        from PySide6.QtWidgets import QDialog
+
+        self.asked: list[str] = []
+        self.reply = QDialog.DialogCode.Accepted
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> Answers:
+    from PySide6.QtWidgets import QLabel
+
+    from descentlab.app.python_task_dialog import RunPythonFileDialog
+
+    answers = Answers()
+
+    def fake_exec(dialog: RunPythonFileDialog) -> int:
+        answers.asked.append(dialog.findChild(QLabel).text())
+        return answers.reply
+
+    monkeypatch.setattr(RunPythonFileDialog, "exec", fake_exec)
+    return answers
+
+
+def test_the_window_asks_once_per_file_and_content(window, answers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QDialog
+
+    from descentlab.app.python_task_dialog import confirm_python_file
+
+    spec_path = write_spec(tmp_path / "project", TENSORS)
+    spec = load_spec(spec_path)
+    answers.reply = QDialog.DialogCode.Rejected
+    assert not confirm_python_file(spec, window.settings)
+    assert (
+        len(answers.asked) == 1
+        and "task.py" in answers.asked[0]
+        and str(tmp_path / "project") in answers.asked[0]
+    )
+    assert not confirm_python_file(spec, window.settings)  # a refusal is not remembered
+    assert len(answers.asked) == 2
+    answers.reply = QDialog.DialogCode.Accepted
+    assert confirm_python_file(spec, window.settings)
+    assert confirm_python_file(spec, window.settings)  # remembered: not asked again
+    assert len(answers.asked) == 3
+    (tmp_path / "project" / "task.py").write_text(TENSORS + "\n# edited\n", encoding="utf-8")
+    assert confirm_python_file(spec, window.settings)  # a changed file asks again
+    assert len(answers.asked) == 4
+    other = load_spec(write_spec(tmp_path / "other", TENSORS))  # same content, another path
+    assert confirm_python_file(other, window.settings)
+    assert len(answers.asked) == 5
+    assert confirm_python_file(parse_toml('[task]\nid = "quadratic"'), window.settings)
+    assert len(answers.asked) == 5  # a built-in task runs no file of the user's
+
+
+def test_a_refused_file_is_not_started_and_an_allowed_one_runs(
+    window, answers, tmp_path: Path, qtbot
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QDialog
+
+    spec_path = write_spec(tmp_path / "project", TENSORS, steps=5)
+    assert window.open_path(spec_path)  # the file is found next to the spec
+    spec = window.experiment.validate()
+    assert spec is not None and spec.task.params["args"] == {"scale": 2.0}
+    answers.reply = QDialog.DialogCode.Rejected
+    assert not window.start()
+    assert not window.client.running and len(answers.asked) == 1
+    answers.reply = QDialog.DialogCode.Accepted
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.client.running, timeout=60000)
+    window._tick()
+    assert window.model.runs["sgd"].step == 5
+    with SessionReader(window.session.session_path) as reader:
+        assert parse_toml(reader.spec_text).task.params["args"] == {"scale": 2.0}
+
+
+def test_the_dialog_names_the_file_and_does_not_run_on_enter(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from descentlab.app.python_task_dialog import RunPythonFileDialog
+
+    dialog = RunPythonFileDialog(tmp_path / "my_task.py")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.windowTitle() == "Run a Python file?"
+    assert dialog.cancel_button.isDefault() and not dialog.run_button.isDefault()
+    image = dialog.grab()
+    assert image.width() >= 420 and image.save(str(tmp_path / "dialog.png"))
