@@ -383,3 +383,11 @@ def test_the_dialog_names_the_file_and_does_not_run_on_enter(qtbot, tmp_path: Pa
     assert dialog.cancel_button.isDefault() and not dialog.run_button.isDefault()
     image = dialog.grab()
     assert image.width() >= 420 and image.save(str(tmp_path / "dialog.png"))
+
+
+def test_the_docs_show_the_example_as_it_is() -> None:
+    """docs/tasks.md copies the example's code (after its docstring): the two must not drift."""
+    source = (EXAMPLES / "my_task.py").read_text(encoding="utf-8")
+    code = source[source.index("import torch") :]
+    docs = (Path(__file__).parents[1] / "docs" / "tasks.md").read_text(encoding="utf-8")
+    assert f"```python\n{code}```" in docs
