@@ -391,3 +391,52 @@ def test_the_docs_show_the_example_as_it_is() -> None:
     code = source[source.index("import torch") :]
     docs = (Path(__file__).parents[1] / "docs" / "tasks.md").read_text(encoding="utf-8")
     assert f"```python\n{code}```" in docs
+
+
+CLASSES = """
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from descentlab.engine.plugin import Task
+
+
+@dataclass
+class Sizes:
+    inputs: int = 3
+    hidden: int = 5
+
+
+class Net(nn.Module):
+    def __init__(self, sizes: Sizes) -> None:
+        super().__init__()
+        self.body = nn.Linear(sizes.inputs, sizes.hidden)
+        self.out = nn.Linear(sizes.hidden, 1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.body(x)))
+
+
+def make_task(seed, device, dtype, scale=1.0):
+    torch.manual_seed(seed)
+    x = torch.randn(16, 3)
+    return Task(model=Net(Sizes()), criterion=nn.functional.mse_loss, probe=(x, x[:, :1] * scale))
+"""
+
+
+def test_classes_and_dataclasses_of_the_file_work(tmp_path: Path) -> None:
+    """The file runs as a module registered in sys.modules (dataclasses look their module up
+    there) and its own Module classes survive the copy each run makes."""
+    spec = load_spec(write_spec(tmp_path, CLASSES, steps=3))
+    runner = Runner(spec)
+    assert runner.task.roles == {
+        "body.weight": "hidden",
+        "body.bias": "bias",
+        "out.weight": "head",
+        "out.bias": "bias",
+    }
+    with SessionWriter(tmp_path / "s.h5", spec.to_toml()) as writer:
+        runner.run(writer)
+    assert runner.runs["sgd"].status == "finished" and runner.runs["sgd"].steps_done == 3
