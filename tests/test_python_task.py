@@ -440,3 +440,21 @@ def test_classes_and_dataclasses_of_the_file_work(tmp_path: Path) -> None:
     with SessionWriter(tmp_path / "s.h5", spec.to_toml()) as writer:
         runner.run(writer)
     assert runner.runs["sgd"].status == "finished" and runner.runs["sgd"].steps_done == 3
+
+
+def test_a_fork_from_a_checkpoint_asks_before_it_runs_the_file(
+    window, answers: Answers, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QDialog
+
+    from descentlab.app.panels.fork_dialog import ForkRequest
+
+    path = python_session(tmp_path)  # its file now writes a marker when run
+    assert window.load_session(path)
+    window._tick()
+    answers.reply = QDialog.DialogCode.Rejected
+    request = ForkRequest("sgd", 6, "sgd-fork", {"id": "sgd", "lr": 0.01}, {"id": "constant"})
+    assert not window.fork(request)
+    assert len(answers.asked) == 1 and "task.py" in answers.asked[0]
+    assert not window.client.running
+    assert not (tmp_path / "project" / "ran.marker").exists()
