@@ -40,6 +40,7 @@ from descentlab.app.playground import Playground
 from descentlab.app.plot_area import PlotArea
 from descentlab.app.plots.colors import run_colors
 from descentlab.app.presentation import presentation, set_presentation
+from descentlab.app.python_task_dialog import confirm_python_file, python_file
 from descentlab.app.session_controller import SessionController
 from descentlab.app.session_model import SessionModel
 from descentlab.app.theme import apply_theme
@@ -263,10 +264,11 @@ class MainWindow(QMainWindow):
 
     # -- experiment control ---------------------------------------------------------------
 
-    def load_spec_text(self, text: str, source: str = "spec") -> bool:
-        """Put a spec into the experiment panel; an invalid one is shown, not raised."""
+    def load_spec_text(self, text: str, source: str = "spec", base_dir: Path | None = None) -> bool:
+        """Put a spec into the experiment panel; an invalid one is shown, not raised.
+        `base_dir`: the spec file's folder, which a python task's `file` is relative to."""
         try:
-            spec = parse_toml(text, source)
+            spec = parse_toml(text, source, base_dir)
         except SpecError as exc:
             self._message(str(exc), alarming=True)
             return False
@@ -287,6 +289,9 @@ class MainWindow(QMainWindow):
             self._message(
                 "the experiment has errors: they are marked in the Experiment panel", alarming=True
             )
+            return False
+        if not confirm_python_file(spec, self.settings, self):
+            self._message(f"not started: {python_file(spec)} was not allowed to run")
             return False
         self.session.start(spec, self.sessions_dir, start_paused)
         self.setWindowTitle(f"Descent Lab — {spec.name}")
@@ -329,7 +334,7 @@ class MainWindow(QMainWindow):
         except (OSError, UnicodeDecodeError) as exc:
             self._message(f"{path}: cannot read the file ({exc})", alarming=True)
             return False
-        return self.load_spec_text(text, str(path))
+        return self.load_spec_text(text, str(path), path.parent)
 
     def load_session(self, path: Path) -> bool:
         """Show a session file; one still being written is followed live."""
@@ -424,6 +429,12 @@ class MainWindow(QMainWindow):
 
     def fork(self, request: ForkRequest) -> bool:
         """Start a fork (see `SessionController.fork`); the new run appears as it trains."""
+        if request.step is not None and self.model.spec_text:  # a new worker builds the task
+            with contextlib.suppress(SpecError):  # an unreadable spec: the fork reports it
+                spec = parse_toml(self.model.spec_text)
+                if not confirm_python_file(spec, self.settings, self):
+                    self._message(f"not forked: {python_file(spec)} was not allowed to run")
+                    return False
         started = self.session.fork(request)
         self._update_controls()
         return started

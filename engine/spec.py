@@ -326,8 +326,50 @@ def check_fork(
     return RunSpec(name, opt, sched)
 
 
-def parse_spec(data: dict[str, Any], source: str = "spec") -> ExperimentSpec:
-    """Validate a spec given as a dict (parsed TOML, or the GUI form); raise SpecError."""
+PYTHON_TASK = "python"
+"""The task id whose `file` names the user's own Python file (`plugins/tasks/python_file.py`)."""
+
+
+def _split_python_args(raw: Any, problems: Problems) -> tuple[Any, dict[str, Any]]:
+    """The `[task]` table without its `[task.args]` table (a python task's factory arguments,
+    which no schema describes), and those arguments; `args` on another task stays to be refused."""
+    if not isinstance(raw, dict) or raw.get("id") != PYTHON_TASK or "args" not in raw:
+        return raw, {}
+    rest = dict(raw)
+    args = rest.pop("args")
+    if not isinstance(args, dict):
+        problems.add("task.args", f"{args!r} is not a table of keyword arguments ([task.args])")
+        return rest, {}
+    return rest, args
+
+
+def _check_python_task(
+    task: PluginRef, args: dict[str, Any], base_dir: Path | None, problems: Problems
+) -> None:
+    """Check a python task's `file` and `factory` without reading or running the file (a spec is
+    also parsed when a session is opened, which must never run code), and make `file` absolute
+    against `base_dir`, the spec file's folder, so the spec runs the same from anywhere."""
+    file, factory = task.params.get("file"), task.params.get("factory")
+    if not file:
+        problems.add(
+            "task.file", 'missing; name the Python file that defines the task, e.g. "my_task.py"'
+        )
+    elif base_dir is not None and not Path(file).expanduser().is_absolute():
+        task.params["file"] = str((base_dir / Path(file).expanduser()).resolve())
+    if isinstance(factory, str) and not factory.isidentifier():
+        problems.add("task.factory", f"{factory!r} is not a Python function name")
+    task.params["args"] = args
+
+
+def parse_spec(
+    data: dict[str, Any], source: str = "spec", base_dir: Path | None = None
+) -> ExperimentSpec:
+    """Validate a spec given as a dict (parsed TOML, or the GUI form); raise SpecError.
+
+    `base_dir` is the folder relative paths in the spec (a python task's `file`) start from:
+    the spec file's folder when there is one; without it they stay as written and are read from
+    the current folder.
+    """
     problems = Problems()
     if not isinstance(data, dict):
         raise SpecError([f"top level: {data!r} is not a table"], source)
@@ -345,7 +387,10 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> ExperimentSpec:
         )
         task = None
     else:
-        task = _plugin_ref("tasks", data["task"], "task", problems)
+        raw_task, args = _split_python_args(data["task"], problems)
+        task = _plugin_ref("tasks", raw_task, "task", problems)
+        if task is not None and task.id == PYTHON_TASK:
+            _check_python_task(task, args, base_dir, problems)
     runs = _runs(data.get("runs"), problems)
     diagnostics = _diagnostics(data.get("diagnostics"), {r.name for r in runs}, problems)
     claims = _claims(data.get("claims"), {r.name for r in runs}, problems)
@@ -355,13 +400,15 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> ExperimentSpec:
     return ExperimentSpec(task=task, runs=runs, diagnostics=diagnostics, claims=claims, **top)
 
 
-def parse_toml(text: str, source: str = "spec") -> ExperimentSpec:
-    """Parse and validate TOML text; syntax errors become a SpecError with line and column."""
+def parse_toml(text: str, source: str = "spec", base_dir: Path | None = None) -> ExperimentSpec:
+    """Parse and validate TOML text; syntax errors become a SpecError with line and column.
+
+    `base_dir`: the folder of the spec file the text comes from (see `parse_spec`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"not valid TOML: {exc}"], source) from None
-    return parse_spec(data, source)
+    return parse_spec(data, source, base_dir)
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -372,7 +419,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError([f"cannot read the file: {reason}"], str(path)) from None
-    return parse_toml(text, str(path))
+    return parse_toml(text, str(path), path.parent)
 
 
 def run_spec_text(spec_text: str, run: str, config: Mapping[str, Any], parent_run: str = "") -> str:

@@ -62,6 +62,7 @@ from descentlab.engine.cost import COST_STEPS, describe_overhead, estimate_overh
 from descentlab.engine.plugin import DiagnosticPlugin
 from descentlab.engine.spec import (
     DEFAULT_OPTIMIZER,
+    PYTHON_TASK,
     TOP_PARAMS,
     ExperimentSpec,
     SpecError,
@@ -97,6 +98,7 @@ class ExperimentPanel(QWidget):
         self._loading = False
         self._editors: list[RunEditor] = []
         self._claims: list[Any] = []
+        self._task_args: Any = None
         self._tasks = registry.plugins("tasks")
 
         self.summary_label = QLabel()
@@ -227,6 +229,8 @@ class ExperimentPanel(QWidget):
         try:
             self.general_form.set_values({k: data[k] for k in TOP_PARAMS if k in data})
             task_id, task_values = plugin_table(data.get("task"), None)
+            # a python task's [task.args] (its factory's keywords) has no form: kept as loaded
+            self._task_args = task_values.pop("args", None) if task_id == PYTHON_TASK else None
             self._set_task(task_id or next(iter(self._tasks), ""), task_values)
             self._set_runs(data.get("runs"))
             self._set_diagnostics(data.get("diagnostics"))
@@ -253,6 +257,8 @@ class ExperimentPanel(QWidget):
         }
         if self._claims:
             spec["claims"] = self._claims
+        if self._task_args is not None and spec["task"]["id"] == PYTHON_TASK:
+            spec["task"]["args"] = self._task_args
         return spec
 
     def validate(self) -> ExperimentSpec | None:
@@ -417,6 +423,7 @@ class ExperimentPanel(QWidget):
         """A new task starts from its own defaults: they are tuned per task (a batch size that
         suits digits would silently change the regime of matrix sensing)."""
         self._set_task(self.task_combo.currentData(), {})
+        self._task_args = None
         self.task_field.clear_error()
         self._edited()
 
