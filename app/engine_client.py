@@ -163,7 +163,7 @@ class EngineClient(QObject):
                 continue
             flush_appends()  # keep order: a run must exist before its records
             if kind == "add_run":
-                model.add_run(*message[1:])
+                model.add_run(message[1])
             elif kind == "event":
                 model.add_event(*message[1:])
             elif kind == "end_run":

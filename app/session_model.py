@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from descentlab.engine.plugin import Output
 from descentlab.engine.session.reader import SessionReader
+from descentlab.engine.sink import RunHeader
 
 
 class SeriesBuffer:
@@ -112,18 +113,12 @@ class SessionModel(QObject):
 
     # -- the Sink protocol --------------------------------------------------------------
 
-    def add_run(
-        self,
-        name: str,
-        config: dict[str, Any],
-        outputs: list[Output],
-        parent_run: str = "",
-        fork_step: int = -1,
-    ) -> None:
-        run = RunModel(name, config, {o.name: o for o in outputs}, parent_run, fork_step)
-        run.series = {o.name: SeriesBuffer(tuple(o.shape)) for o in outputs}
-        self.runs[name] = run
-        self.runAdded.emit(name)
+    def add_run(self, header: RunHeader) -> None:
+        outputs = {o.name: o for o in header.outputs}
+        run = RunModel(header.name, header.config, outputs, header.parent_run, header.fork_step)
+        run.series = {o.name: SeriesBuffer(tuple(o.shape)) for o in header.outputs}
+        self.runs[header.name] = run
+        self.runAdded.emit(header.name)
 
     def start_live(self) -> None:
         """Nothing to do: the model is always readable."""
@@ -179,7 +174,9 @@ class SessionModel(QObject):
             for name in reader.series_names(info.name):
                 s = reader.series_info(info.name, name)
                 outputs.append(Output(name, s.kind, s.shape, s.unit, s.layer, s.axes))  # type: ignore[arg-type]
-            self.add_run(info.name, info.config, outputs, info.parent_run, info.fork_step)
+            self.add_run(
+                RunHeader(info.name, info.config, outputs, info.parent_run, info.fork_step)
+            )
             for name in reader.series_names(info.name):
                 steps, values = reader.read(info.name, name)
                 self.extend(info.name, name, steps, values)
@@ -208,7 +205,7 @@ class SessionModel(QObject):
                     )
                     for s in reader.series_names(name)
                 ]
-                self.add_run(name, info.config, outputs, info.parent_run, info.fork_step)
+                self.add_run(RunHeader(name, info.config, outputs, info.parent_run, info.fork_step))
                 changed = True
             run = self.runs[name]
             for series, buf in run.series.items():

@@ -31,6 +31,7 @@ from descentlab.app.plots.line_plot import LinePlot
 from descentlab.app.plots.smoothing import EmaSmoother
 from descentlab.app.session_model import SessionModel
 from descentlab.engine.plugin import Output
+from descentlab.engine.sink import RunHeader
 
 SIZES = ((1280, 720), (800, 450))
 """A maximised plot, and a dock among several in the window."""
@@ -74,7 +75,7 @@ def live(app: QApplication, size: Size, seconds: float, beta: float) -> dict[str
     rng = np.random.default_rng(0)
     model = SessionModel()
     for r in range(runs):
-        model.add_run(f"run{r}", {}, LOSS)
+        model.add_run(RunHeader(f"run{r}", {}, LOSS))
         model.extend(f"run{r}", "train/loss", np.arange(points), noisy_loss(rng, 0, points))
     view = loss_view(app, model, size)
     view.set_smoothing(beta)
@@ -108,7 +109,7 @@ def interactive(app: QApplication, size: Size, moves: int = 40) -> dict[str, tup
     points = 1_000_000
     rng = np.random.default_rng(1)
     model = SessionModel()
-    model.add_run("big", {}, LOSS)
+    model.add_run(RunHeader("big", {}, LOSS))
     model.extend("big", "train/loss", np.arange(points), noisy_loss(rng, 0, points))
     view = loss_view(app, model, size)
     box = view.plot.getViewBox()

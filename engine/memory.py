@@ -10,6 +10,7 @@ import numpy as np
 
 from descentlab.engine.checkpoints import Checkpoint, Tree, decode
 from descentlab.engine.plugin import Output
+from descentlab.engine.sink import RunHeader
 
 
 @dataclass
@@ -37,15 +38,9 @@ class MemorySink:
     def __init__(self) -> None:
         self.runs: dict[str, MemoryRun] = {}
 
-    def add_run(
-        self,
-        name: str,
-        config: dict[str, Any],
-        outputs: list[Output],
-        parent_run: str = "",
-        fork_step: int = -1,
-    ) -> None:
-        self.runs[name] = MemoryRun(config, {o.name: o for o in outputs}, parent_run, fork_step)
+    def add_run(self, run: RunHeader) -> None:
+        outputs = {o.name: o for o in run.outputs}
+        self.runs[run.name] = MemoryRun(run.config, outputs, run.parent_run, run.fork_step)
 
     def start_live(self) -> None:
         """Nothing to do: memory is always readable."""

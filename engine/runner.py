@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from descentlab.engine.plugin import (
     Task,
 )
 from descentlab.engine.schedules import Multiplier, multiplier
+from descentlab.engine.sink import RunHeader, Sink
 from descentlab.engine.spec import (
     DiagnosticSpec,
     ExperimentSpec,
@@ -54,27 +55,6 @@ from descentlab.engine.spec import (
 from descentlab.engine.stepping import build_optimizer, take_step
 
 BASE_SERIES = (Output("train/loss", "scalar"), Output("train/lr", "scalar"))
-
-
-class Sink(Protocol):
-    """Receives what the Runner produces; `SessionWriter` is one, the app's pipe another."""
-
-    def add_run(
-        self,
-        name: str,
-        config: dict[str, Any],
-        outputs: list[Output],
-        parent_run: str = "",
-        fork_step: int = -1,
-    ) -> None: ...
-    def start_live(self) -> None: ...
-    def append(self, run: str, name: str, step: int, value: Any) -> None: ...
-    def event(self, run: str, step: int, kind: str, detail: str = "") -> None: ...
-    def end_run(self, run: str, status: str, step: int, error: str = "") -> None: ...
-    def checkpoint(
-        self, run: str, step: int, params: dict[str, np.ndarray], optimizer_state: Tree | None
-    ) -> None: ...
-    def flush(self, force: bool = False) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -276,7 +256,9 @@ class Runner:
         self.sink = sink
         self.paused = start_paused
         for run in self.runs.values():
-            sink.add_run(run.name, self._config(run), run.outputs, run.parent, run.fork_step)
+            sink.add_run(
+                RunHeader(run.name, self._config(run), run.outputs, run.parent, run.fork_step)
+            )
         sink.start_live()
         for run_name, message in self._pending_errors:
             sink.event(run_name, 0, "diagnostic_error", message)
@@ -605,7 +587,9 @@ class Runner:
         child.parent, child.fork_step = parent.name, self.step
         self.runs[child.name] = child
         self._running += 1
-        self.sink.add_run(child.name, self._config(child), child.outputs, parent.name, self.step)
+        self.sink.add_run(
+            RunHeader(child.name, self._config(child), child.outputs, parent.name, self.step)
+        )
         self.sink.start_live()
         self.sink.event(parent.name, self.step, "fork", f"forked as {child.name}")
         self.sink.event(

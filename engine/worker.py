@@ -6,7 +6,7 @@ writes the session file like `descentlab run` does and sends the same records to
 
 Worker to app: each message is a list of tuples whose first item names what it is:
 
-    ("add_run", name, config, outputs, parent_run, fork_step)
+    ("add_run", RunHeader)
     ("append", run, series, step, value)
     ("event", run, step, kind, detail)
     ("end_run", run, status, step, error)
@@ -44,10 +44,10 @@ import torch
 from descentlab.engine.checkpoints import Tree
 from descentlab.engine.claims import check_session
 from descentlab.engine.commands import Command, Stop
-from descentlab.engine.plugin import Output
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionError
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import SpecError, parse_toml
 
 
@@ -61,16 +61,9 @@ class PipeSink:
         self._pending: list[tuple[Any, ...]] = []
         self._last_send = 0.0
 
-    def add_run(
-        self,
-        name: str,
-        config: dict[str, Any],
-        outputs: list[Output],
-        parent_run: str = "",
-        fork_step: int = -1,
-    ) -> None:
-        self.writer.add_run(name, config, outputs, parent_run, fork_step)
-        self._pending.append(("add_run", name, config, outputs, parent_run, fork_step))
+    def add_run(self, run: RunHeader) -> None:
+        self.writer.add_run(run)
+        self._pending.append(("add_run", run))
         self.send()
 
     def start_live(self) -> None:

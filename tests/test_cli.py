@@ -19,6 +19,7 @@ from descentlab.engine.plugin import Output
 from descentlab.engine.progress import ProgressBar
 from descentlab.engine.session.reader import SessionReader
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 
 TINY = """
 name = "tiny"
@@ -256,7 +257,7 @@ def test_export_of_empty_series_writes_headers_only(
             Output("train/loss", "scalar"),
             Output("hessian/top_eigenvalues", "vector", (3,)),
         ]
-        w.add_run("a", {}, outputs)
+        w.add_run(RunHeader("a", {}, outputs))
         w.start_live()
         w.end_run("a", "stopped", 0)
     assert main(["export", str(session), "--csv", str(tmp_path / "csv")]) == 0

@@ -21,6 +21,7 @@ from descentlab.engine.memory import MemorySink
 from descentlab.engine.plugin import Output
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import SpecError, parse_spec, parse_toml
 
 GALLERY = Path(str(files("descentlab.assets").joinpath("presets/gallery")))
@@ -148,7 +149,7 @@ def test_cli_run_records_verdicts_in_the_session(tmp_path: Path, capsys) -> None
 def _sink(series: dict[str, dict[str, list[tuple[int, object]]]]) -> MemorySink:
     sink = MemorySink()
     for run, named in series.items():
-        sink.add_run(run, {}, [Output(name, "scalar") for name in named])
+        sink.add_run(RunHeader(run, {}, [Output(name, "scalar") for name in named]))
         for name, rows in named.items():
             for step, value in rows:
                 sink.append(run, name, step, value)

@@ -15,6 +15,7 @@ from descentlab.app.plots.histogram_plot import HistogramPlot, bin_edges
 from descentlab.app.plots.layout import plot_groups
 from descentlab.app.session_model import SessionModel
 from descentlab.engine.plugin import Output
+from descentlab.engine.sink import RunHeader
 
 HIST = "optimizer_state/effective_step_histogram"
 BINS = 6
@@ -34,7 +35,7 @@ def session() -> SessionModel:
         *(Output(f"probe/hist/{layer}", "histogram", (3,), layer=layer) for layer in ("a", "b")),
     ]
     for run, records in (("sgd", 5), ("adam", 3)):
-        model.add_run(run, {}, outputs)
+        model.add_run(RunHeader(run, {}, outputs))
         steps = np.arange(records) * 10
         model.extend(run, HIST, steps, histograms(records, len(run)))
         for i, layer in enumerate(("a", "b")):

@@ -17,6 +17,7 @@ from descentlab.app.session_model import SessionModel
 from descentlab.engine.memory import MemorySink
 from descentlab.engine.plugin import Output
 from descentlab.engine.runner import Runner
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import parse_toml
 
 RES = 5
@@ -38,7 +39,7 @@ OUTPUTS = [
 def _model() -> SessionModel:
     model = SessionModel()
     for run in ("sgd", "adam"):
-        model.add_run(run, {}, OUTPUTS)
+        model.add_run(RunHeader(run, {}, OUTPUTS))
     for step, scale in ((10, 1.0), (20, 3.0)):
         grid = scale * np.arange(RES * RES, dtype=float).reshape(RES, RES)
         model.append("sgd", "landscape/plane", step, grid)
@@ -165,7 +166,7 @@ history = 4
     Runner(parse_toml(text), poll_interval=0.0).run(sink)
     model = SessionModel()
     for name, run in sink.runs.items():
-        model.add_run(name, run.config, list(run.outputs.values()))
+        model.add_run(RunHeader(name, run.config, list(run.outputs.values())))
         for series in run.records:
             model.extend(name, series, *run.series(series))
     view = _shown(qtbot, model)

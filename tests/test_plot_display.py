@@ -36,6 +36,7 @@ from descentlab.engine.plugin import (
     StepContext,
 )
 from descentlab.engine.runner import Runner
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import parse_toml
 
 PRECONDITIONED = "sharpness/preconditioned"
@@ -101,7 +102,7 @@ def as_model(sink: MemorySink) -> SessionModel:
     """The window's model of what a run wrote (the Runner's own sink also takes events)."""
     model = SessionModel()
     for name, run in sink.runs.items():
-        model.add_run(name, run.config, list(run.outputs.values()))
+        model.add_run(RunHeader(name, run.config, list(run.outputs.values())))
         for series in run.records:
             model.extend(name, series, *run.series(series))
     return model

@@ -26,6 +26,7 @@ from descentlab.app.plots.spectrum_plot import SpectrumPlot, log_spectrum
 from descentlab.app.session_model import SessionModel
 from descentlab.engine.plugin import Output
 from descentlab.engine.runner import Runner
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import parse_toml
 from descentlab.plugins.tasks.function2d import surface
 
@@ -105,7 +106,7 @@ def group(model: SessionModel, key: str) -> PlotGroup:
 def hand_made(runs: dict[str, dict], outputs: list[Output]) -> SessionModel:
     model = SessionModel()
     for name, config in runs.items():
-        model.add_run(name, config, outputs)
+        model.add_run(RunHeader(name, config, outputs))
     return model
 
 
@@ -207,13 +208,13 @@ def test_run_colours_follow_first_appearance_and_survive_themes() -> None:
     model = hand_made({"b": {}, "a": {}}, [Output("train/loss", "scalar")])
     colors = run_colors(model)
     assert run_colors(model) is colors
-    model.add_run("c", {}, [])
+    model.add_run(RunHeader("c", {}, []))
     assert [colors.index(r) for r in ("b", "a", "c")] == [0, 1, 2]
     light = colors.color("a").name()
     colors.set_theme("dark")
     assert colors.color("a").name() == DARK.palette[1].lower() != light == LIGHT.palette[1].lower()
     model.clear()
-    model.add_run("c", {}, [])
+    model.add_run(RunHeader("c", {}, []))
     assert colors.index("c") == 0
 
 
@@ -254,7 +255,9 @@ def test_a_run_that_appears_later_gets_its_curve_and_the_step_limit_cuts(qtbot) 
     model = hand_made({"a": {}}, [Output("train/loss", "scalar")])
     model.extend("a", "train/loss", np.arange(100), np.linspace(1, 2, 100))
     view = shown(qtbot, make_view(group(model, "train/loss"), model))
-    model.add_run("fork", {}, [Output("train/loss", "scalar")], parent_run="a", fork_step=50)
+    model.add_run(
+        RunHeader("fork", {}, [Output("train/loss", "scalar")], parent_run="a", fork_step=50)
+    )
     model.extend("fork", "train/loss", np.arange(50, 80), np.full(30, 3.0))
     view.refresh()
     np.testing.assert_array_equal(

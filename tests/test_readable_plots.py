@@ -15,11 +15,12 @@ from descentlab.app.plots.layout import plot_groups
 from descentlab.app.plots.tab_tooltips import DockTabTooltips
 from descentlab.app.session_model import SessionModel
 from descentlab.engine.plugin import Output
+from descentlab.engine.sink import RunHeader
 
 
 def model_with(outputs: list[Output], records: dict[str, tuple]) -> SessionModel:
     model = SessionModel()
-    model.add_run("a", {}, outputs)
+    model.add_run(RunHeader("a", {}, outputs))
     for name, (steps, values) in records.items():
         model.extend("a", name, np.asarray(steps), np.asarray(values, dtype=float))
     return model
@@ -63,7 +64,7 @@ def test_the_legend_hides_no_data_and_can_be_hidden(qtbot) -> None:
     outputs = [Output("train/loss", "scalar")]
     model = SessionModel()
     for run in ("muon", "adam", "sgd"):
-        model.add_run(run, {}, outputs)
+        model.add_run(RunHeader(run, {}, outputs))
         model.extend(run, "train/loss", steps, 1.0 + steps / 999 * (1 + len(run) / 10))
     view = view_of(qtbot, model, "train/loss")
     view.log_y.setChecked(False)
@@ -183,7 +184,7 @@ def test_a_long_legend_wraps_to_the_plot_width_and_keys_the_components(qtbot) ->
     ]
     model = SessionModel()
     for run in ("sgd-momentum", "adam", "muon"):
-        model.add_run(run, {}, outputs)
+        model.add_run(RunHeader(run, {}, outputs))
         model.extend(run, "hessian/top_eigenvalues", np.array([0, 5]), np.ones((2, 3)))
         model.extend(run, "hessian/two_over_lr", np.array([0, 5]), np.full(2, 20.0))
     view = view_of(qtbot, model, "hessian/top_eigenvalues", size=(420, 400))

@@ -11,6 +11,7 @@ from descentlab.app.panels.run_table import RunTable
 from descentlab.app.plots.colors import run_colors
 from descentlab.app.session_model import SessionModel
 from descentlab.engine.plugin import Output
+from descentlab.engine.sink import RunHeader
 
 LOSS = [Output("train/loss", "scalar"), Output("train/lr", "scalar")]
 
@@ -20,9 +21,9 @@ def table(qtbot) -> RunTable:
     model = SessionModel()
     table = RunTable(model, run_colors(model))
     qtbot.addWidget(table)
-    model.add_run("m", {"optimizer": {"id": "muon", "lr": 0.02}}, LOSS)
-    model.add_run("s", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.0}}, LOSS)
-    model.add_run("d", {"optimizer": {"id": "dog", "lr": 1.0}}, LOSS)
+    model.add_run(RunHeader("m", {"optimizer": {"id": "muon", "lr": 0.02}}, LOSS))
+    model.add_run(RunHeader("s", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.0}}, LOSS))
+    model.add_run(RunHeader("d", {"optimizer": {"id": "dog", "lr": 1.0}}, LOSS))
     model.extend("m", "train/loss", np.arange(8), np.linspace(2.0, 1.0, 8))
     model.extend("m", "train/lr", np.arange(8), np.full(8, 0.02))
     table.refresh()

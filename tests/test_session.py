@@ -28,6 +28,7 @@ from descentlab.engine.plugin import Output
 from descentlab.engine.session.format import EVENT_DTYPE
 from descentlab.engine.session.reader import SessionError, SessionReader
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 
 SPEC_TEXT = 'name = "t"\nsteps = 3\n\n[task]\nid = "quadratic"\n'
 AXES = {"x": [-1.0, 0.0, 1.0, 2.0, 3.0], "y": [0.0, 0.5, 1.0, 1.5], "center": [0.0, 0.0]}
@@ -64,9 +65,13 @@ def fill(writer: SessionWriter, run: str, steps: range) -> None:
 def write_session(path: Path) -> None:
     """Three runs: a finished one with every kind of series, a diverged one and a failed one."""
     with SessionWriter(path, SPEC_TEXT) as w:
-        w.add_run("adam", {"name": "adam", "optimizer": {"id": "adam", "lr": 0.001}}, OUTPUTS)
-        w.add_run("sgd", {"name": "sgd", "optimizer": {"id": "sgd", "lr": 10.0}}, OUTPUTS[:1])
-        w.add_run("bad", {"name": "bad", "optimizer": {"id": "sgd"}}, OUTPUTS[:1])
+        w.add_run(
+            RunHeader("adam", {"name": "adam", "optimizer": {"id": "adam", "lr": 0.001}}, OUTPUTS)
+        )
+        w.add_run(
+            RunHeader("sgd", {"name": "sgd", "optimizer": {"id": "sgd", "lr": 10.0}}, OUTPUTS[:1])
+        )
+        w.add_run(RunHeader("bad", {"name": "bad", "optimizer": {"id": "sgd"}}, OUTPUTS[:1]))
         w.start_live()
         fill(w, "adam", range(N))
         w.event("adam", 5, "pause")
@@ -186,11 +191,11 @@ def test_a_finished_session_is_plain_hdf5(tmp_path: Path) -> None:
 def test_a_fork_added_while_live_keeps_the_first_run(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     with SessionWriter(path, SPEC_TEXT, flush_interval=0.0) as w:
-        w.add_run("adam", {"name": "adam"}, OUTPUTS)
+        w.add_run(RunHeader("adam", {"name": "adam"}, OUTPUTS))
         w.start_live()
         fill(w, "adam", range(20))
         w.flush()
-        w.add_run("fork", {"name": "fork"}, OUTPUTS, parent_run="adam", fork_step=20)
+        w.add_run(RunHeader("fork", {"name": "fork"}, OUTPUTS, parent_run="adam", fork_step=20))
         w.start_live()
         w.event("adam", 20, "fork", "forked as fork")
         w.event("fork", 20, "fork", "forked from adam at step 20")
@@ -216,14 +221,14 @@ def test_a_reader_in_the_writing_process_does_not_break_a_fork(tmp_path: Path) -
     """HDF5 shares one handle per file in a process: the fork must not close it from under us."""
     path = tmp_path / "s.h5"
     w = SessionWriter(path, SPEC_TEXT, flush_interval=0.0)
-    w.add_run("a", {}, OUTPUTS[:1])
+    w.add_run(RunHeader("a", {}, OUTPUTS[:1]))
     w.start_live()
     for s in range(5):
         w.append("a", "train/loss", s, loss(s))
     w.flush()
     with SessionReader(path) as r:
         assert len(r.read("a", "train/loss")[0]) == 5
-        w.add_run("b", {}, OUTPUTS[:1], parent_run="a", fork_step=5)
+        w.add_run(RunHeader("b", {}, OUTPUTS[:1], parent_run="a", fork_step=5))
         w.start_live()
         w.append("b", "train/loss", 5, 0.5)
         w.end_run("a", "finished", 5)
@@ -241,10 +246,11 @@ LIVE_WRITER = """
 import sys
 from descentlab.engine.plugin import Output
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 
 outputs = [Output("train/loss", "scalar"), Output("v", "vector", (2,))]
 w = SessionWriter(sys.argv[1], "x = 1", flush_interval=60.0)
-w.add_run("a", {}, outputs)
+w.add_run(RunHeader("a", {}, outputs))
 w.start_live()
 step = 0
 print("ready", flush=True)
@@ -257,7 +263,7 @@ for line in sys.stdin:
             step += 1
         w.flush(force=True)
     elif cmd == "fork":
-        w.add_run(arg, {}, outputs, parent_run="a", fork_step=step)
+        w.add_run(RunHeader(arg, {}, outputs, parent_run="a", fork_step=step))
         w.start_live()
     elif cmd == "end":
         w.end_run("a", "finished", step)
@@ -340,6 +346,7 @@ import sys
 import h5py
 from descentlab.engine.plugin import Output
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 
 appended = 0
 _flush = h5py.File.flush
@@ -352,7 +359,7 @@ def flush(self):  # the writer flushes through h5py; report what has reached the
 
 h5py.File.flush = flush
 w = SessionWriter(sys.argv[1], "x = 1", flush_interval=0.2)
-w.add_run("a", {}, [Output("train/loss", "scalar"), Output("v", "vector", (3,))])
+w.add_run(RunHeader("a", {}, [Output("train/loss", "scalar"), Output("v", "vector", (3,))]))
 w.start_live()
 while True:
     w.append("a", "train/loss", appended, appended / 7 + 0.25)

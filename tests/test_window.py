@@ -15,6 +15,7 @@ from descentlab.engine.headless import default_spec_text
 from descentlab.engine.runner import Runner
 from descentlab.engine.session.reader import SessionReader
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import parse_toml
 
 LONG = """
@@ -181,7 +182,7 @@ def test_a_live_file_is_followed(window: MainWindow, qtbot, tmp_path: Path) -> N
     writer = SessionWriter(path, spec.to_toml(), flush_interval=0.0)
     runner = Runner(spec)
     for run in runner.runs.values():
-        writer.add_run(run.name, {}, run.outputs)
+        writer.add_run(RunHeader(run.name, {}, run.outputs))
     writer.start_live()
     for step in range(10):
         writer.append("sgd", "train/loss", step, float(step))
@@ -209,8 +210,8 @@ def test_run_table_lists_what_differs(qtbot) -> None:
     table = RunTable(model, run_colors(model))
     qtbot.addWidget(table)
     loss = [Output("train/loss", "scalar")]
-    model.add_run("a", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.9}}, loss)
-    model.add_run("b", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.0}}, loss)
+    model.add_run(RunHeader("a", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.9}}, loss))
+    model.add_run(RunHeader("b", {"optimizer": {"id": "sgd", "lr": 0.1, "momentum": 0.0}}, loss))
     model.extend("a", "train/loss", np.arange(3), np.array([3.0, 2.0, 1.5]))
     table.refresh()
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]

@@ -31,6 +31,7 @@ from descentlab.engine.session.format import (
     STATUSES,
 )
 from descentlab.engine.session.trees import write_tree
+from descentlab.engine.sink import RunHeader
 
 
 def app_version() -> str:
@@ -84,32 +85,25 @@ class SessionWriter:
 
     # -- structure ------------------------------------------------------------------------
 
-    def add_run(
-        self,
-        name: str,
-        config: dict[str, Any],
-        outputs: list[Output],
-        parent_run: str = "",
-        fork_step: int = -1,
-    ) -> None:
+    def add_run(self, header: RunHeader) -> None:
         """Create a run with every series it will write; records can be appended from now on."""
         if self._live:
             self._leave_swmr()
-        run = self._file["runs"].create_group(name, track_order=True)
+        run = self._file["runs"].create_group(header.name, track_order=True)
         run.attrs.update(
-            config=json.dumps(config),
+            config=json.dumps(header.config),
             status="running",
-            parent_run=parent_run,
-            fork_step=fork_step,
+            parent_run=header.parent_run,
+            fork_step=header.fork_step,
             started=now_iso(),
             ended="",
             error="",
         )
         run.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(64,))
         series = run.create_group("series", track_order=True)
-        for out in outputs:
+        for out in header.outputs:
             self._create_series(series, out)
-        self._declared[name] = {o.name for o in outputs}
+        self._declared[header.name] = {o.name for o in header.outputs}
 
     def _create_series(self, series: h5py.Group, out: Output) -> None:
         parent = series
