@@ -338,9 +338,8 @@ class Recorder:
         run, writer, step = self._run, self._writer, self.steps
         writer.append(run.name, "train/loss", step, value)
         if self._has_optimizer:
-            writer.append(
-                run.name, "train/lr", step, run.optimizer.param_groups[0].get("lr", math.nan)
-            )
+            lr = float(run.optimizer.param_groups[0].get("lr", math.nan))  # a tensor, too
+            writer.append(run.name, "train/lr", step, lr)
         if not math.isfinite(value) and not self._diverged:
             self._diverged = True
             writer.event(run.name, step, "diverged", f"loss is {value}")
