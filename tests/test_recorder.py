@@ -322,3 +322,49 @@ def test_the_example_in_the_docs_runs(tmp_path: Path, monkeypatch) -> None:
         assert reader.read("run", "spectra/weights/0.weight")[0].tolist() == [0, 200]
         assert reader.read("run", "eval/accuracy")[1][-1] > 0.8
         assert [e.kind for e in reader.events("run")] == ["end"]
+
+
+SCRIPT = """
+import sys, torch
+from torch import nn
+from descentlab import Recorder
+
+torch.manual_seed(0)
+model = nn.Linear(4, 1)
+x, y = torch.randn(16, 4), torch.randn(16, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+with Recorder(sys.argv[1], model, loss_fn=nn.MSELoss(), probe=(x, y), optimizer=opt,
+              diagnostics={"norms": {}}, flush_interval=0.0) as rec:
+    for step in range(8):
+        if step == 5:
+            print("halfway", flush=True)
+            sys.stdin.readline()  # the test reads the file while the script waits here
+        opt.zero_grad(); loss = nn.functional.mse_loss(model(x), y); loss.backward(); opt.step()
+        rec.step(loss)
+"""
+
+
+def test_another_process_reads_the_session_while_the_script_trains(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    script = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert script.stdout is not None and script.stdin is not None
+        assert script.stdout.readline() == "halfway\n"
+        with SessionReader(path) as reader:  # open while the script finishes, as the window is
+            assert reader.run("run").status == "running"
+            assert reader.read("run", "train/loss")[0].tolist() == [0, 1, 2, 3, 4]
+            assert reader.read("run", "norms/update_total")[0].tolist() == [0, 1, 2, 3, 4]
+            script.stdin.write("go on\n")
+            script.stdin.close()
+            assert script.wait(timeout=120) == 0
+    finally:
+        if script.poll() is None:
+            script.kill()
+    with SessionReader(path) as reader:
+        assert reader.run("run").status == "finished"
+        assert reader.read("run", "train/loss")[0].tolist() == list(range(8))
