@@ -45,7 +45,14 @@ from descentlab.engine.runner import (
     diagnose,
 )
 from descentlab.engine.session.writer import SessionWriter
-from descentlab.engine.spec import DiagnosticSpec, PluginRef, RunSpec, SpecError, parse_diagnostics
+from descentlab.engine.spec import (
+    RUN_NAME_PATTERN,
+    DiagnosticSpec,
+    PluginRef,
+    RunSpec,
+    SpecError,
+    parse_diagnostics,
+)
 
 TASK_ID = "user-loop"
 """The task id in a recorded session's spec: the model and data are the user's own, so the lab
@@ -219,9 +226,16 @@ class Recorder:
         probe = _check_probe(model, loss_fn, probe, "probe", first.device)
         if held_out is not None:
             held_out = _check_probe(model, loss_fn, held_out, "held_out", first.device)
+        if not isinstance(run, str) or not RUN_NAME_PATTERN.match(run):
+            raise ValueError(
+                f"run: {run!r} is not a valid run name; allowed: letters, digits and _ . + - "
+                "(no spaces or slashes), starting with a letter or digit"
+            )
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path}: exists already; a session is never overwritten")
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"{self.path}: the folder {self.path.parent} does not exist")
 
         self.task = Task(
             model=model,

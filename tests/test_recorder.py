@@ -210,6 +210,10 @@ def test_bad_arguments_are_refused_naming_the_argument(tmp_path: Path) -> None:
         Recorder(path, model, loss_fn=loss_fn, probe=(x, y), optimizer="adam")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^model: it has no parameters"):
         Recorder(path, nn.Identity(), loss_fn=loss_fn, probe=(x, y))
+    with pytest.raises(ValueError, match=r"^run: 'a/b' is not a valid run name"):
+        Recorder(path, model, loss_fn=loss_fn, probe=(x, y), run="a/b")
+    with pytest.raises(FileNotFoundError, match=r"run.h5: the folder .*/missing does not exist"):
+        Recorder(tmp_path / "missing" / "run.h5", model, loss_fn=loss_fn, probe=(x, y))
     assert not path.exists()
     path.write_bytes(b"")
     with pytest.raises(FileExistsError, match="exists already; a session is never overwritten"):
