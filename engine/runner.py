@@ -215,17 +215,9 @@ class Runner:
                         tuple(np.shape(value)),
                     )
                 )
-        ctx = SetupContext(run.model, run.named, self.task, run.optimizer)
-        kept = []
-        for dspec, diag in run.diagnostics:
-            try:
-                plugin = registry.plugins("diagnostics")[dspec.id]
-                outputs.extend(plugin.declared(diag.outputs(ctx)))
-                kept.append((dspec, diag))
-            except Exception as exc:  # reported when the sink is attached
-                self._pending_errors.append((run.name, f"{dspec.id}: {type(exc).__name__}: {exc}"))
-        run.diagnostics = kept
-        return outputs
+        declared, errors = declare_diagnostics(run, self.task)
+        self._pending_errors.extend((run.name, message) for message in errors)
+        return outputs + declared
 
     def _config(self, run: RunState) -> dict[str, Any]:
         return {
@@ -353,7 +345,7 @@ class Runner:
                 if run.diagnostics:
                     if needs.train_eval:
                         optimizer.eval()  # type: ignore[attr-defined]
-                    self._diagnose(run, value)
+                    diagnose(run, step, value, self.task, sink)
                     if needs.train_eval:
                         optimizer.train()  # type: ignore[attr-defined]
                 return True
@@ -372,62 +364,6 @@ class Runner:
         if run.steps_done % 64 == 0 and not _finite(list(run.named.values())):
             sink.event(run.name, step + 1, "diverged", "parameters hold NaN or inf")
             self._end(run, "diverged")
-
-    def _diagnose(self, run: RunState, loss: float) -> None:
-        step = self.step
-        due = [(s, d) for s, d in run.diagnostics if step % s.every == 0]
-        if due:
-            ctx = StepContext(
-                step=step,
-                model=run.model,
-                named_params=run.named,
-                grads={k: p.grad for k, p in run.named.items() if p.grad is not None},
-                update=self._update(run),
-                init_params=run.init,
-                optimizer=run.optimizer,
-                lr=float(run.optimizer.param_groups[0].get("lr", math.nan)),
-                loss=loss,
-                task=self.task,
-            )
-            for dspec, diag in due:
-                self._compute(run, dspec, diag, ctx)
-        if any(d.needs_update and (step + 1) % s.every == 0 for s, d in run.diagnostics):
-            run.previous = {k: p.detach().clone() for k, p in run.named.items()}
-        else:
-            run.previous = None
-
-    def _update(self, run: RunState) -> dict[str, Tensor] | None:
-        if run.previous is None:
-            return None
-        names = list(run.named)
-        with torch.no_grad():
-            deltas = torch._foreach_sub(
-                [run.named[k] for k in names], [run.previous[k] for k in names]
-            )
-        return dict(zip(names, deltas, strict=True))
-
-    def _compute(
-        self, run: RunState, dspec: DiagnosticSpec, diag: Diagnostic, ctx: StepContext
-    ) -> None:
-        assert self.sink is not None
-        try:
-            records = {name: _to_record(v) for name, v in diag.compute(ctx).items()}
-            unknown = sorted(set(records) - run.declared)
-            if unknown:
-                raise ValueError(f"wrote undeclared series {', '.join(unknown)}")
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as exc:
-            run.diagnostics = [(s, d) for s, d in run.diagnostics if d is not diag]
-            self.sink.event(
-                run.name,
-                self.step,
-                "diagnostic_error",
-                f"{dspec.id} switched off: {type(exc).__name__}: {exc}",
-            )
-            return
-        for name, value in records.items():
-            self.sink.append(run.name, name, self.step, value)
 
     def _record_step_series(self) -> None:
         """Per-step series of the task (a 2-D point) at θ_t, so a path runs from start to end."""
@@ -601,3 +537,86 @@ def _finite(params: list[Tensor]) -> bool:
     """Whether every parameter is finite, in one fused call: a norm is NaN/inf if any entry is."""
     with torch.no_grad():
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
+
+
+# -- diagnostics, shared with the Recorder (engine/recorder.py) ------------------------------
+
+
+def declare_diagnostics(run: RunState, task: Task) -> tuple[list[Output], list[str]]:
+    """The series `run.diagnostics` declare, and an error message for each one that could not
+    declare them; those are dropped from `run.diagnostics` (the caller logs the messages once
+    the sink is attached)."""
+    ctx = SetupContext(run.model, run.named, task, run.optimizer)
+    outputs: list[Output] = []
+    errors: list[str] = []
+    kept = []
+    for dspec, diag in run.diagnostics:
+        try:
+            plugin = registry.plugins("diagnostics")[dspec.id]
+            outputs.extend(plugin.declared(diag.outputs(ctx)))
+            kept.append((dspec, diag))
+        except Exception as exc:
+            errors.append(f"{dspec.id}: {type(exc).__name__}: {exc}")
+    run.diagnostics = kept
+    return outputs, errors
+
+
+def diagnose(run: RunState, step: int, loss: float, task: Task, sink: Sink) -> None:
+    """Run the diagnostics of `run` due at `step`, and keep θ when the next step needs Δθ.
+
+    θ is copied here only when a diagnostic that reads the update is due at `step + 1`; there
+    `update` = θ (then) − θ (now). A diagnostic that raises is switched off for the run with a
+    `diagnostic_error` event; the run goes on.
+    """
+    due = [(s, d) for s, d in run.diagnostics if step % s.every == 0]
+    if due:
+        ctx = StepContext(
+            step=step,
+            model=run.model,
+            named_params=run.named,
+            grads={k: p.grad for k, p in run.named.items() if p.grad is not None},
+            update=_update(run),
+            init_params=run.init,
+            optimizer=run.optimizer,
+            lr=float(run.optimizer.param_groups[0].get("lr", math.nan)),
+            loss=loss,
+            task=task,
+        )
+        for dspec, diag in due:
+            _compute(run, dspec, diag, ctx, sink)
+    if any(d.needs_update and (step + 1) % s.every == 0 for s, d in run.diagnostics):
+        run.previous = {k: p.detach().clone() for k, p in run.named.items()}
+    else:
+        run.previous = None
+
+
+def _update(run: RunState) -> dict[str, Tensor] | None:
+    if run.previous is None:
+        return None
+    names = list(run.named)
+    with torch.no_grad():
+        deltas = torch._foreach_sub([run.named[k] for k in names], [run.previous[k] for k in names])
+    return dict(zip(names, deltas, strict=True))
+
+
+def _compute(
+    run: RunState, dspec: DiagnosticSpec, diag: Diagnostic, ctx: StepContext, sink: Sink
+) -> None:
+    try:
+        records = {name: _to_record(v) for name, v in diag.compute(ctx).items()}
+        unknown = sorted(set(records) - run.declared)
+        if unknown:
+            raise ValueError(f"wrote undeclared series {', '.join(unknown)}")
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:
+        run.diagnostics = [(s, d) for s, d in run.diagnostics if d is not diag]
+        sink.event(
+            run.name,
+            ctx.step,
+            "diagnostic_error",
+            f"{dspec.id} switched off: {type(exc).__name__}: {exc}",
+        )
+        return
+    for name, value in records.items():
+        sink.append(run.name, name, ctx.step, value)

@@ -270,6 +270,16 @@ def _diagnostics(raw: Any, run_names: set[str], problems: Problems) -> list[Diag
     return out
 
 
+def parse_diagnostics(raw: Any, source: str = "diagnostics") -> list[DiagnosticSpec]:
+    """Validate `[[diagnostics]]` tables on their own, for a loop without a spec (the Recorder):
+    the same checks and messages as in a spec, with no runs to name; raise SpecError."""
+    problems = Problems()
+    out = _diagnostics(raw, set(), problems)
+    if problems:
+        raise SpecError(problems.items, source)
+    return out
+
+
 def _claims(raw: Any, run_names: set[str], problems: Problems) -> list[ClaimSpec]:
     """`[[claims]]`: each an `id` of `engine.claims.CHECKS` and that check's parameters."""
     if raw is None:
