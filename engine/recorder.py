@@ -45,6 +45,7 @@ from descentlab.engine.runner import (
     diagnose,
 )
 from descentlab.engine.session.writer import SessionWriter
+from descentlab.engine.sink import RunHeader
 from descentlab.engine.spec import (
     RUN_NAME_PATTERN,
     DiagnosticSpec,
@@ -294,29 +295,32 @@ class Recorder:
         self._closed = False
 
         dtype = str(first.dtype).removeprefix("torch.")
+        parameters = sum(p.numel() for p in named.values())
+        task = {
+            "id": TASK_ID,
+            "model": type(model).__name__,
+            "parameters": parameters,
+            "probe_size": self.task.batch_size,
+        }
+        tables = [d.to_dict() for d, _ in state.diagnostics]
         spec = {
             "name": self.path.stem,
             "device": str(first.device),
             "dtype": dtype,
-            "task": {
-                "id": TASK_ID,
-                "model": type(model).__name__,
-                "parameters": sum(p.numel() for p in named.values()),
-                "probe_size": self.task.batch_size,
-            },
+            "task": task,
             "runs": [state.spec.to_dict()],
-            "diagnostics": [d.to_dict() for d, _ in state.diagnostics],
+            "diagnostics": tables,
         }
         config = {
             **state.spec.to_dict(),
-            "task": spec["task"],
-            "device": spec["device"],
+            "task": task,
+            "device": str(first.device),
             "dtype": dtype,
-            "parameters": spec["task"]["parameters"],
-            "diagnostics": spec["diagnostics"],
+            "parameters": parameters,
+            "diagnostics": tables,
         }
         self._writer = SessionWriter(self.path, tomli_w.dumps(spec), flush_interval)
-        self._writer.add_run(run, config, state.outputs)
+        self._writer.add_run(RunHeader(run, config, state.outputs))
         self._writer.start_live()
         if skipped:
             self._writer.event(
