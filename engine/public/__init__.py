@@ -1,7 +1,7 @@
 """`descentlab` itself: the names a user's own script imports, `from descentlab import Recorder`.
 
-pyproject.toml maps the package `descentlab` to this folder (DESIGN §1 fixes the top-level
-folders, so it cannot be one of them); `descentlab.app`, `descentlab.engine` and
+pyproject.toml maps the package `descentlab` to this folder (the repository's top-level folders
+are app/, engine/, plugins/ and assets/, and a package of its own would be one more); `descentlab.app`, `descentlab.engine` and
 `descentlab.plugins` keep their own folders. Names load on first use (PEP 562), so importing
 `descentlab.app` or `descentlab.engine` does not import the recorder, torch or h5py.
 """
