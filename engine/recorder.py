@@ -1,4 +1,4 @@
-"""The Recorder: the lab's diagnostics in a training loop the user already has (DESIGN §9).
+"""The Recorder: the lab's diagnostics in a training loop the user already has (docs/recorder.md).
 
     rec = Recorder("run.h5", model, loss_fn=loss_fn, probe=(x, y), optimizer=opt,
                    diagnostics={"norms": {}, "hessian": {"every": 100}})
