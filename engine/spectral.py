@@ -24,6 +24,7 @@ against a hand computation and reused by plugins. Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,16 @@ from torch import Tensor
 
 MIN_TAIL = 10
 """Fewest points a power-law tail is fitted on; fewer data give α = NaN."""
+
+
+def matrix_ranks(named_params: Mapping[str, Tensor]) -> dict[str, int]:
+    """The parameters that are matrices (two or more dimensions, seen as out × rest), each with
+    its rank bound min(out, rest): the length of its singular-value spectrum."""
+    return {
+        name: min(p.shape[0], p.shape[1:].numel())
+        for name, p in named_params.items()
+        if p.ndim >= 2
+    }
 
 
 def _as_numpy(values: Tensor | np.ndarray) -> np.ndarray:

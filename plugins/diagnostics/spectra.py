@@ -82,11 +82,10 @@ class SpectraDiagnostic(Diagnostic):
         self.layers: list[str] = []
 
     def outputs(self, ctx: SetupContext) -> list[Output]:
-        self.layers = [name for name, p in ctx.named_params.items() if p.ndim >= 2]
+        ranks = spectral.matrix_ranks(ctx.named_params)
+        self.layers = list(ranks)
         outputs = []
-        for name in self.layers:
-            shape = ctx.named_params[name].shape
-            rank_bound = min(shape[0], shape[1:].numel())
+        for name, rank_bound in ranks.items():
             outputs += [
                 Output(_weights(name), "vector", shape=(rank_bound,), layer=name),
                 Output(_stable_rank(name), "per_layer", layer=name),

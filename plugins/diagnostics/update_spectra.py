@@ -60,11 +60,10 @@ class UpdateSpectraDiagnostic(Diagnostic):
         self.layers: list[str] = []
 
     def outputs(self, ctx: SetupContext) -> list[Output]:
-        self.layers = [name for name, p in ctx.named_params.items() if p.ndim >= 2]
+        ranks = spectral.matrix_ranks(ctx.named_params)
+        self.layers = list(ranks)
         outputs = []
-        for name in self.layers:
-            shape = ctx.named_params[name].shape
-            rank_bound = min(shape[0], shape[1:].numel())
+        for name, rank_bound in ranks.items():
             outputs += [
                 Output(_series("singular_values", name), "vector", (rank_bound,), layer=name),
                 Output(_series("spectral_norm", name), "per_layer", layer=name),
