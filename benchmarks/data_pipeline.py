@@ -45,6 +45,7 @@ optimizer = {{ id = "adam", lr = 1e-3 }}
 """
 
 EXTRA = {
+    "mnist-mlp": "hidden = [256, 256]",
     "mnist-cnn": "channels = [32, 64]",
     "cifar10-cnn": "channels = [32, 64]",
     "cifar10-resnet18": "width = {width}",
