@@ -10,7 +10,7 @@ turns bytes into normalised floats per batch. Nothing waits on a host-side data 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from descentlab.engine.params import Param
-from descentlab.engine.plugin import Batch, Task, TaskPlugin
+from descentlab.engine.plugin import Batch, Role, Task, TaskPlugin
 from descentlab.plugins.tasks import image_files
 from descentlab.plugins.tasks.common import (
     ACTIVATIONS,
@@ -32,6 +32,8 @@ from descentlab.plugins.tasks.common import (
     infer_roles,
     mlp,
 )
+
+Builder = Callable[[dict[str, Any], int, torch.device, torch.dtype], Task]
 
 CROP_PADDING = 4
 """Zero padding of the random crop: the standard CIFAR recipe (He et al., 2016)."""
@@ -223,7 +225,8 @@ def load(key: str, params: dict[str, Any], device: torch.device) -> tuple[Batch,
     return splits[0], splits[1]
 
 
-def _roles(model: nn.Module, head: str) -> dict[str, str]:
+def _roles(model: nn.Module, head: str | None) -> dict[str, Role]:
+    """`infer_roles`, with BatchNorm and GroupNorm scales as "norm" like LayerNorm's."""
     roles = infer_roles(model, head=head)
     for name, module in model.named_modules():
         if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
@@ -231,7 +234,8 @@ def _roles(model: nn.Module, head: str) -> dict[str, str]:
     return roles
 
 
-def _builder(key: str, architecture: str):  # type: ignore[no-untyped-def]
+def _builder(key: str, architecture: str) -> Builder:
+    """The `build` function of the task that trains `architecture` on data set `key`."""
     dataset = image_files.DATASETS[key]
 
     def build(params: dict[str, Any], seed: int, device: torch.device, dtype: torch.dtype) -> Task:
@@ -261,7 +265,7 @@ def _builder(key: str, architecture: str):  # type: ignore[no-untyped-def]
             held_out=held_out,
             batch_size=params["batch_size"],
             classification=True,
-            roles=_roles(model, head),  # type: ignore[arg-type]
+            roles=_roles(model, head),
             augment=params.get("augment", False),
         )
 
