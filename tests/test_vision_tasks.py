@@ -439,3 +439,15 @@ def test_text_gpt_names_the_file_field_when_it_cannot_train(tmp_path: Path) -> N
     (tmp_path / "short.txt").write_text("tiny")
     with pytest.raises(ValueError, match="file: 4 bytes leave 1 held-out bytes"):
         plugin.build(base | {"file": str(tmp_path / "short.txt")}, 0, CPU, torch.float32)
+
+
+def test_group_norm_resnet_has_no_running_statistics(tmp_path: Path) -> None:
+    write_cifar10_binary(tmp_path, 2)
+    task = build("cifar10-resnet18", tmp_path, width=4, norm="group")
+    buffers = dict(task.model.named_buffers())
+    assert set(buffers) == {"normalize.mean", "normalize.std"}  # nothing vmap cannot batch
+    assert task.roles["layers.0.0.bn1.weight"] == "norm"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in task.model.modules())
+    torch.testing.assert_close(
+        buffers["normalize.std"].flatten(), torch.tensor([0.2470, 0.2435, 0.2616])
+    )
