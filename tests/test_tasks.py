@@ -57,9 +57,22 @@ def probe_loss_and_grads(task: Task) -> tuple[torch.Tensor, list[torch.Tensor]]:
 # --------------------------------------------------------------------------------------------
 
 
+# Tasks that read files the user names (a data root, a text file); see test_vision_tasks.py.
+FILE_TASK_IDS = (
+    "cifar10-cnn",
+    "cifar10-resnet18",
+    "cifar100-resnet18",
+    "fashion-mnist-cnn",
+    "fashion-mnist-mlp",
+    "mnist-cnn",
+    "mnist-mlp",
+    "text-gpt",
+)
+
+
 def test_registry_finds_every_builtin_task() -> None:
     # plus "python", the task from the user's own file (tests/test_python_task.py)
-    assert tuple(plugins("tasks")) == tuple(sorted((*TASK_IDS, "python")))
+    assert tuple(plugins("tasks")) == tuple(sorted((*TASK_IDS, *FILE_TASK_IDS, "python")))
     assert load_failures("tasks") == ()
     for plugin in plugins("tasks").values():
         assert plugin.title and plugin.summary

@@ -145,7 +145,7 @@ def _criterion(logits: Tensor, targets: Tensor) -> Tensor:
 def _windows(tokens: Tensor, starts: Tensor, context: int) -> Batch:
     """Input windows tokens[s : s+T] and their targets, shifted by one character."""
     index = starts[:, None] + torch.arange(context + 1, device=tokens.device)
-    chunks = tokens[index]
+    chunks = tokens[index].long()
     return chunks[:, :-1], chunks[:, 1:]
 
 
@@ -157,21 +157,42 @@ def _spread(length: int, context: int, count: int, device: torch.device) -> Tens
 
 def build(params: dict[str, Any], seed: int, device: torch.device, dtype: torch.dtype) -> Task:
     """Text split by position (first 90% for training); batches are random training windows."""
-    width, heads, context = params["width"], params["heads"], params["context"]
-    if width % heads:
-        raise ValueError(f"width ({width}) must be divisible by heads ({heads})")
+    if params["width"] % params["heads"]:
+        raise ValueError(
+            f"width ({params['width']}) must be divisible by heads ({params['heads']})"
+        )
     text = stdlib_text(params["chars"])
     vocabulary = sorted(set(text))
     code = {c: i for i, c in enumerate(vocabulary)}
     tokens = torch.tensor([code[c] for c in text], dtype=torch.long, device=device)
+    if len(tokens) - int(TRAIN_FRACTION * len(tokens)) <= params["context"]:
+        raise ValueError(
+            f"chars ({params['chars']}) leaves too little held-out text for context "
+            f"({params['context']})"
+        )
+    return text_task(tokens, len(vocabulary), params, seed, device, dtype)
+
+
+def text_task(
+    tokens: Tensor,
+    vocabulary: int,
+    params: dict[str, Any],
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Task:
+    """A `CharTransformer` task on any token sequence on `device` (also the byte-level GPT's).
+
+    `params` carries width, heads, layers, context and batch_size. The first 90% of the tokens
+    train, the rest are held out; `tokens` may be any integer dtype (uint8 bytes save memory)
+    and windows are cast to int64 for the embedding. The caller checks that the held-out part
+    is longer than the context.
+    """
+    width, heads, context = params["width"], params["heads"], params["context"]
     cut = int(TRAIN_FRACTION * len(tokens))
     train_tokens, held_tokens = tokens[:cut], tokens[cut:]
-    if len(held_tokens) <= context:
-        raise ValueError(
-            f"chars ({params['chars']}) leaves too little held-out text for context ({context})"
-        )
     factory = functools.partial(
-        CharTransformer, len(vocabulary), context, width, heads, params["layers"]
+        CharTransformer, vocabulary, context, width, heads, params["layers"]
     )
     model = build_module(factory, seed, "init", device, dtype, init=_gpt_init)
     batch_size = params["batch_size"]
