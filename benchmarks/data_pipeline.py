@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from runner_overhead import runner_loop, sync_device  # benchmarks/ is the script's sys.path[0]
 
 from descentlab.engine import registry
-from descentlab.engine.runner import Runner
-from descentlab.engine.session.writer import SessionWriter
 from descentlab.engine.spec import ExperimentSpec, parse_toml
 from descentlab.plugins.tasks.vision import augment
 
@@ -73,11 +72,6 @@ def write_files(root: Path, examples: int) -> None:
         (folder / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def plain_loop(spec: ExperimentSpec, device: torch.device, with_augment: bool) -> float:
     """Seconds per step of a hand-written loop on the task's model and device-resident tensors."""
     plugin = registry.plugins("tasks")[spec.task.id]
@@ -91,7 +85,7 @@ def plain_loop(spec: ExperimentSpec, device: torch.device, with_augment: bool) -
     losses = []
     order = torch.randperm(n, generator=generator).to(device)
     position = 0
-    _sync(device)
+    sync_device(device)
     start = time.perf_counter()
     for _ in range(spec.steps):
         if position + batch_size > n:
@@ -106,22 +100,8 @@ def plain_loop(spec: ExperimentSpec, device: torch.device, with_augment: bool) -
         loss.backward()
         losses.append(loss.item())
         optimizer.step()
-    _sync(device)
+    sync_device(device)
     return (time.perf_counter() - start) / spec.steps
-
-
-def runner_loop(spec: ExperimentSpec, folder: Path) -> float:
-    """Seconds per step of the Runner, writing its session to disk."""
-    runner = Runner(spec)
-    path = folder / f"bench-{time.monotonic_ns()}.h5"
-    with SessionWriter(path, spec.to_toml()) as writer:
-        _sync(runner.device)
-        start = time.perf_counter()
-        runner.run(writer)
-        _sync(runner.device)
-        elapsed = time.perf_counter() - start
-    path.unlink()
-    return elapsed / spec.steps
 
 
 def main() -> None:

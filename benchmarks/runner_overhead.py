@@ -47,7 +47,7 @@ CASES = {
 }
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -59,7 +59,7 @@ def plain_loop(spec: ExperimentSpec, device: torch.device) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = task.batches(torch.Generator().manual_seed(0))
     losses = []
-    _sync(device)
+    sync_device(device)
     start = time.perf_counter()
     for _ in range(spec.steps):
         inputs, targets = next(batches)
@@ -68,7 +68,7 @@ def plain_loop(spec: ExperimentSpec, device: torch.device) -> float:
         loss.backward()
         losses.append(loss.item())
         optimizer.step()
-    _sync(device)
+    sync_device(device)
     return (time.perf_counter() - start) / spec.steps
 
 
@@ -77,10 +77,10 @@ def runner_loop(spec: ExperimentSpec, folder: Path) -> float:
     runner = Runner(spec)
     path = folder / f"bench-{time.monotonic_ns()}.h5"
     with SessionWriter(path, spec.to_toml()) as writer:
-        _sync(runner.device)
+        sync_device(runner.device)
         start = time.perf_counter()
         runner.run(writer)
-        _sync(runner.device)
+        sync_device(runner.device)
         elapsed = time.perf_counter() - start
     path.unlink()
     return elapsed / spec.steps
