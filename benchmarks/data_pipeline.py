@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import statistics
 import struct
 import tempfile
@@ -23,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from runner_overhead import runner_loop, sync_device  # benchmarks/ is the script's sys.path[0]
+from runner_overhead import (  # benchmarks/ is the script's sys.path[0]
+    runner_loop,
+    setup,
+    sync_device,
+)
 
 from descentlab.engine import registry
 from descentlab.engine.spec import ExperimentSpec, parse_toml
@@ -143,12 +146,9 @@ def main() -> None:
                     plain_loop(spec, device, with_augment)
                 )
                 times.setdefault(("runner", with_augment), []).append(runner_loop(spec, Path(tmp)))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     print(
         f"{args.task} ({EXTRA[args.task].format(width=args.width)}), Adam, batch "
-        f"{args.batch_size}, {args.steps} steps x {args.reps} reps, device {args.device} "
-        f"({name or platform.machine()}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        f"{args.batch_size}, {args.steps} steps x {args.reps} reps, {setup(device)}"
     )
     print("| augmentation | plain loop per step | Runner per step | ratio |")
     print("|---|---|---|---|")

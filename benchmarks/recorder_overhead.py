@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import platform
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from runner_overhead import setup  # benchmarks/ is the script's sys.path[0]
 
 from descentlab import Recorder
 from descentlab.engine import registry
@@ -135,12 +135,7 @@ def main() -> None:
                 inside[name].append(recording)
         alone = step_alone(task, folder / "alone.h5")
     base = statistics.median(times["bare loop"])
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(
-        f"digits-mlp, Adam, batch 64, {args.steps} steps x {args.reps} reps, device "
-        f"{args.device} ({name or platform.machine()}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
+    print(f"digits-mlp, Adam, batch 64, {args.steps} steps x {args.reps} reps, {setup(device)}")
     print("| loop | per step | ratio to bare loop | in `rec.step` | step / (step − it) |")
     print("|---|---|---|---|---|")
     print(f"| bare loop | {base * 1e6:.1f} µs | 1.000× | | |")

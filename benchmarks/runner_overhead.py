@@ -52,6 +52,15 @@ def sync_device(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def setup(device: torch.device) -> str:
+    """The device, its processor or GPU, torch and its threads: what a figure depends on."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return (
+        f"device {device} ({name or platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+
 def plain_loop(spec: ExperimentSpec, device: torch.device) -> float:
     """Seconds per step of the loop a user would write by hand, recording the loss each step."""
     task = registry.plugins("tasks")["digits-mlp"].build(spec.task.params, 0, device, torch.float32)
@@ -106,12 +115,7 @@ def main() -> None:
             for name, spec in specs.items():
                 times[name].append(runner_loop(spec, Path(tmp)))
     base = statistics.median(times["plain loop"])
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(
-        f"digits-mlp, Adam, batch 64, {args.steps} steps x {args.reps} reps, device "
-        f"{args.device} ({name or platform.machine()}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
+    print(f"digits-mlp, Adam, batch 64, {args.steps} steps x {args.reps} reps, {setup(device)}")
     print("| loop | median time per step | ratio to plain loop |")
     print("|---|---|---|")
     for label, values in times.items():

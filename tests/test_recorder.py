@@ -31,6 +31,17 @@ def _problem(seed: int = 0, dtype: torch.dtype = torch.float64):
     return model, nn.CrossEntropyLoss(), x, y
 
 
+def _recording_sgd(path: Path):
+    """`_problem()`'s model under SGD (lr 0.05), recorded with norms to `path`, flushed at once."""
+    problem = model, loss_fn, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    rec = Recorder(
+        path, model, loss_fn=loss_fn, probe=(x, y), optimizer=opt, diagnostics={"norms": {}},
+        flush_interval=0.0,
+    )  # fmt: skip
+    return rec, problem, opt
+
+
 def _train(rec: Recorder, model, loss_fn, opt, x, y, steps: int, keep: list | None = None):
     """The user's loop; `keep` collects (loss, grads, θ before, θ after) of every step."""
     for _ in range(steps):
@@ -256,13 +267,8 @@ def test_a_failing_loop_a_diverged_loss_and_steps_after_close(tmp_path: Path) ->
 def test_a_session_being_recorded_is_readable_and_info_export_compare_work(
     tmp_path: Path, capsys
 ) -> None:
-    model, loss_fn, x, y = _problem()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
     path = tmp_path / "run.h5"
-    rec = Recorder(
-        path, model, loss_fn=loss_fn, probe=(x, y), optimizer=opt, diagnostics={"norms": {}},
-        flush_interval=0.0,
-    )  # fmt: skip
+    rec, (model, loss_fn, x, y), opt = _recording_sgd(path)
     kept: list = []
     _train(rec, model, loss_fn, opt, x, y, 3, kept)
     with SessionReader(path) as reader:  # part-way: the script is still training
@@ -290,13 +296,8 @@ def test_a_session_being_recorded_is_readable_and_info_export_compare_work(
 
 
 def test_the_window_follows_a_recording_and_replays_it(window, qtbot, tmp_path: Path) -> None:
-    model, loss_fn, x, y = _problem()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
     path = tmp_path / "live.h5"
-    rec = Recorder(
-        path, model, loss_fn=loss_fn, probe=(x, y), optimizer=opt, diagnostics={"norms": {}},
-        flush_interval=0.0,
-    )  # fmt: skip
+    rec, (model, loss_fn, x, y), opt = _recording_sgd(path)
     _train(rec, model, loss_fn, opt, x, y, 10)
     assert window.open_path(path)
     run = window.model.runs["run"]

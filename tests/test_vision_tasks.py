@@ -19,19 +19,10 @@ from descentlab.engine.params import defaults
 from descentlab.engine.plugin import Task
 from descentlab.engine.registry import plugins
 from descentlab.engine.session.reader import SessionReader
-from descentlab.plugins.tasks import image_files
+from descentlab.plugins.tasks import image_files, vision
 from descentlab.plugins.tasks.vision import ImageTask, Normalize, augment
 
 CPU = torch.device("cpu")
-IMAGE_TASKS = (
-    "cifar10-cnn",
-    "cifar10-resnet18",
-    "cifar100-resnet18",
-    "fashion-mnist-cnn",
-    "fashion-mnist-mlp",
-    "mnist-cnn",
-    "mnist-mlp",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +267,7 @@ def build(task_id: str, root: Path, dtype: torch.dtype = torch.float32, **params
 
 def test_every_image_task_is_registered_with_data_params() -> None:
     found = plugins("tasks")
-    for task_id in IMAGE_TASKS:
+    for task_id in (plugin.id for plugin in vision.PLUGINS):  # the exact ids: test_tasks.py
         names = {p.name for p in found[task_id].params}
         assert {"root", "download", "batch_size", "subset"} <= names
         assert ("augment" in names) == task_id.startswith("cifar")
