@@ -11,6 +11,11 @@ from descentlab.engine.runner import Runner
 from descentlab.engine.spec import parse_toml
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A generator of its own for one draw, so tests never depend on the global RNG's state."""
+    return torch.Generator().manual_seed(seed)
+
+
 def contexts(task: Task, lr: float, step: int = 0) -> tuple[SetupContext, StepContext]:
     """A diagnostic's setup and step contexts for `task` at its current parameters (SGD at
     rate `lr`, no gradients or update recorded)."""

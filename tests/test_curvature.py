@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from engine_helpers import contexts
+from engine_helpers import contexts, seeded
 from torch import Tensor, nn
 
 from descentlab.engine.curvature.lanczos import lanczos
@@ -30,14 +30,6 @@ from descentlab.engine.registry import plugins
 from descentlab.plugins.diagnostics.hessian import PLUGIN
 
 DTYPE = torch.float64
-
-# torch.func.hessian loads torch's forward-AD decompositions, which call the deprecated
-# torch.jit.script internally; the warning is torch's, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def relative_error(estimate: Tensor | float, truth: Tensor | float) -> float:

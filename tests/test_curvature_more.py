@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from engine_helpers import contexts
+from engine_helpers import contexts, seeded
 from torch import Tensor, nn
 
 from descentlab.engine.curvature.dense import dense_matrix, dense_spectrum
@@ -31,12 +31,6 @@ from descentlab.engine.plugin import Task
 from descentlab.plugins.diagnostics import fisher, ggn, hessian
 
 DTYPE = torch.float64
-
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def mse(outputs: Tensor, targets: Tensor) -> Tensor:

@@ -25,10 +25,6 @@ OPTIMIZERS = plugins("optimizers")
 OPTIMIZERS_NEEDS = Needs(batch=True)
 """What every optimizer of this module needs of the loop: the batch, for its curvature."""
 
-# torch.func.hessian loads torch's forward-AD decompositions, which call the deprecated
-# torch.jit.script internally; the warning is torch's, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
 
 def _mlp() -> nn.Module:
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from engine_helpers import seeded
 from torch import Tensor, nn
 
 from descentlab.engine.curvature.operators import flatten, unflatten
@@ -28,14 +29,6 @@ EIGENVALUES = torch.tensor(
     [20.0, 15.0, 11.0, 8.0, 6.0, 4.5, 3.3, 2.4, 1.7, 1.2, 0.8, 0.5], dtype=DTYPE
 )
 N = len(EIGENVALUES)
-
-# torch.func.hessian loads torch's forward-AD decompositions, which call the deprecated
-# torch.jit.script internally; the warning is torch's, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 class Quadratic(nn.Module):

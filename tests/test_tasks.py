@@ -17,12 +17,6 @@ from descentlab.engine.registry import load_failures, plugins
 from descentlab.plugins.tasks.char_transformer import CausalSelfAttention, stdlib_text
 from descentlab.plugins.tasks.function2d import FUNCTIONS, surface
 
-# torch.func's forward-mode AD loads decompositions through torch.jit.script, which torch 2.13
-# itself deprecates; that warning is about torch's internals, not about these tasks.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
-)
-
 CPU = torch.device("cpu")
 TASK_IDS = (
     "char-transformer",
