@@ -58,3 +58,20 @@ def run(text: str, plan: list[tuple[int, Command]] | None = None) -> tuple[Runne
     sink = MemorySink()
     runner.run(sink, commands=Script(runner, plan or []))
     return runner, sink
+
+
+def muon_spec(steps: int, run_table: str = "") -> str:
+    """A Muon run `m` on a small Gaussian mixture: its hidden matrix is Muon's group, the rest
+    its AdamW group, the smallest task on which the two groups' rates differ. `run_table` adds
+    lines to the run's table (a schedule)."""
+    return f"""
+steps = {steps}
+device = "cpu"
+[task]
+id = "gaussian-mixture"
+samples = 64
+hidden = [8]
+[[runs]]
+name = "m"
+optimizer = {{ id = "muon" }}
+{run_table}"""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import run
+from engine_helpers import muon_spec, run
 from torch import nn
 
 from descentlab.engine import live_hyper, registry
@@ -18,17 +18,7 @@ from descentlab.engine.params import Param, check_one
 from descentlab.engine.plugin import Role
 from descentlab.engine.spec import SpecError, parse_toml
 
-MUON = """
-steps = 8
-[task]
-id = "gaussian-mixture"
-samples = 64
-hidden = [8]
-[[runs]]
-name = "m"
-optimizer = { id = "muon" }
-schedule = { id = "cosine" }
-"""
+MUON = muon_spec(8, 'schedule = { id = "cosine" }')
 
 
 def hypers(sink: MemorySink, run: str) -> list[tuple[int, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine_helpers import muon_spec
 
 from descentlab.app.panels.live_hyper import LiveHyperDialog
 from descentlab.app.panels.run_table import RunTable
@@ -134,18 +135,7 @@ def test_the_dialog_admits_lr_zero_where_the_schema_does(qtbot) -> None:
     assert dialog.changes() == {"lr": 0.0}
 
 
-MUON_LIVE = """
-name = "muon-live"
-steps = 1000000
-device = "cpu"
-[task]
-id = "gaussian-mixture"
-samples = 64
-hidden = [8]
-[[runs]]
-name = "m"
-optimizer = { id = "muon" }
-"""
+MUON_LIVE = muon_spec(1_000_000)
 
 
 def test_a_table_edit_reaches_the_engine_by_name_and_a_refusal_reaches_the_log(
