@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from descentlab.app.plots.colors import THEMES, Theme, apply_theme
 from descentlab.app.plots.export import ExportButton, save_png, save_svg, series_rows, write_csv
+from descentlab.app.plots.legend import legend_below
 from descentlab.app.standalone import show_until_closed
 from descentlab.app.theme import apply_theme as apply_app_theme
 from descentlab.engine.compare import (
@@ -133,7 +134,7 @@ class CompareWindow(QMainWindow):
 
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
-        self.plot.addLegend(offset=(-10, 10))
+        legend_below(self.plot)  # under the x axis, hiding no curve
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "step")
         self.table = QTableWidget()

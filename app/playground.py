@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from descentlab.app.plots.colors import CONTRAST, LIGHT, Theme, apply_theme
+from descentlab.app.plots.legend import legend_below
 from descentlab.app.plots.path_plot import FunctionSurface
 from descentlab.app.presentation import FONT_SCALE
 from descentlab.app.race import (
@@ -125,7 +126,7 @@ class Playground(QWidget):
         self.plot.setLabel("bottom", "x")
         self.plot.setLabel("left", "y")
         self.plot.setMenuEnabled(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.legend = legend_below(self.plot, max_columns=2)  # under the plane, hiding no path
         self.surface = FunctionSurface(self.plot, theme)
         self.lines = [pg.PlotDataItem() for _ in self.racers]
         self.heads = [pg.PlotDataItem(symbol="o", symbolSize=11) for _ in self.racers]
