@@ -46,6 +46,11 @@ TOO_LARGE = {
 """Entries that refuse the digits MLP by design, besides those exempt from every check."""
 
 TIMED_STEPS = 3
+CONFIRM_STEPS = 9
+NEAR = 3.0
+"""An entry found slower than its bound by at most this factor gets a second, longer look
+(`CONFIRM_STEPS`): a burst of load on a shared machine can slow three steps past the bound, while
+a real slow path (PSGD Kron without opt_einsum: about 1,000×) is far beyond it and fails at once."""
 
 
 def _task() -> Task:
@@ -72,6 +77,15 @@ class _Stepper:
         return time.perf_counter() - started
 
 
+def _medians(subject: _Stepper, adam: _Stepper, steps: int) -> tuple[float, float]:
+    """Median step times of `subject` and of Adam, their steps alternating."""
+    mine, theirs = [], []
+    for _ in range(steps):
+        mine.append(subject.seconds())
+        theirs.append(adam.seconds())
+    return statistics.median(mine), statistics.median(theirs)
+
+
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
 def test_every_runnable_optimizer_steps_within_a_multiple_of_adam() -> None:
     task = _task()
@@ -87,12 +101,10 @@ def test_every_runnable_optimizer_steps_within_a_multiple_of_adam() -> None:
             refused.add(pid)
             continue
         subject.seconds()  # first steps allocate state and compile nothing twice
-        mine, theirs = [], []
-        for _ in range(TIMED_STEPS):
-            mine.append(subject.seconds())
-            theirs.append(adam.seconds())
-        own, reference = statistics.median(mine), statistics.median(theirs)
         multiple = HEAVY.get(pid, (MULTIPLE, ""))[0]
+        own, reference = _medians(subject, adam, TIMED_STEPS)
+        if 1 < own / max(multiple * reference, FLOOR_S) <= NEAR:  # load, or slow? look again
+            own, reference = _medians(subject, adam, CONFIRM_STEPS)
         if own > max(multiple * reference, FLOOR_S):
             slow.append(
                 (own / reference, f"{pid}: {own * 1e3:.0f} ms/step, {own / reference:.0f}×")
