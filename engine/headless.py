@@ -22,16 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 from descentlab.engine import catalogue, registry
 from descentlab.engine.claims import Verdict, check_session, verdict_line
 from descentlab.engine.commands import Command, Stop
 from descentlab.engine.compare import CompareError, Comparison, format_table, table_rows
 from descentlab.engine.compare import load as load_comparison
+from descentlab.engine.compat import tomllib
 from descentlab.engine.fork import prepare_fork, run_fork
 from descentlab.engine.landscape import interpolate_runs
 from descentlab.engine.params import Param, defaults

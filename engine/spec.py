@@ -9,21 +9,16 @@ allowed.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 import tomli_w
 
 from descentlab.engine import claims as claim_checks
 from descentlab.engine import registry
+from descentlab.engine.compat import tomllib
 from descentlab.engine.params import Param, Problems, check_params, check_value
 from descentlab.engine.schedules import SCHEDULES
 

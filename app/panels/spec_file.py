@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import importlib.resources
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 import tomli_w
 
+from descentlab.engine.compat import tomllib
 from descentlab.engine.spec import SpecError
 
 
